@@ -1,0 +1,65 @@
+using Magnetar.Conductor;
+using Magnetar.Domain;
+using Magnetar.Identity;
+using Magnetar.Persistence;
+using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
+
+namespace Magnetar.Api;
+
+/// <summary>Per-request services every Magnum endpoint needs: the database, the caller, the clock, links.</summary>
+public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor)
+{
+    public MagnetarDbContext Db { get; } = db;
+    public ApiOptions Options { get; } = options;
+    public TimeProvider Time { get; } = time;
+    public ReconcileSignal Signal { get; } = signal;
+    public HttpContext Http => accessor.HttpContext!;
+    public string BaseUrl => Views.BaseUrl(Http, Options.PublicUrl);
+    public DateTimeOffset Now => Time.GetUtcNow();
+
+    public IQueryable<ClusterTemplate> VisibleTemplates(AuthContext c)
+        => c.IsAdmin ? Db.ClusterTemplates : Db.ClusterTemplates.Where(t => t.ProjectId == c.ProjectId || t.Public);
+
+    public IQueryable<Cluster> VisibleClusters(AuthContext c)
+        => c.IsAdmin ? Db.Clusters : Db.Clusters.Where(x => x.ProjectId == c.ProjectId);
+
+    /// <summary>Finds a template by uuid or name among those the caller may see (404 otherwise, 409 if the name is ambiguous).</summary>
+    public async Task<ClusterTemplate> FindTemplateAsync(AuthContext c, string ident, bool track, CancellationToken ct)
+    {
+        var q = track ? VisibleTemplates(c) : VisibleTemplates(c).AsNoTracking();
+        if (ResourceNames.LooksLikeUuid(ident))
+        {
+            var byUuid = await q.FirstOrDefaultAsync(t => t.Uuid == ident.ToLowerInvariant(), ct);
+            if (byUuid is not null) return byUuid;
+        }
+        var byName = await q.Where(t => t.Name == ident).Take(2).ToListAsync(ct);
+        return byName.Count switch
+        {
+            1 => byName[0],
+            0 => throw MagnumError.ClusterTemplateNotFound(ident),
+            _ => throw MagnumError.Conflict("Multiple clustertemplates exist with same name. Please use the clustertemplate uuid instead."),
+        };
+    }
+
+    public async Task<Cluster> FindClusterAsync(AuthContext c, string ident, bool track, CancellationToken ct)
+    {
+        var q = VisibleClusters(c).Include(x => x.NodeGroups).AsSplitQuery();
+        if (!track) q = q.AsNoTracking();
+        if (ResourceNames.LooksLikeUuid(ident))
+        {
+            var byUuid = await q.FirstOrDefaultAsync(x => x.Uuid == ident.ToLowerInvariant(), ct);
+            if (byUuid is not null) return byUuid;
+        }
+        var byName = await q.Where(x => x.Name == ident).Take(2).ToListAsync(ct);
+        return byName.Count switch
+        {
+            1 => byName[0],
+            0 => throw MagnumError.ClusterNotFound(ident),
+            _ => throw MagnumError.Conflict("Multiple clusters exist with same name. Please use the cluster uuid instead."),
+        };
+    }
+
+    /// <summary>Wakes the in-process conductor after new desired state was committed.</summary>
+    public void Poke() => Signal.Poke();
+}

@@ -1,0 +1,14 @@
+namespace Magnetar.Api;
+
+/// <summary>API settings (<c>Magnetar:Api</c> and <c>Magnetar:PublicUrl</c>).</summary>
+public sealed class ApiOptions
+{
+    /// <summary>Base URL clients reach this service at (links, catalog). Empty: derived from each request.</summary>
+    public string? PublicUrl { get; set; }
+    /// <summary>Keystone URL announced in WWW-Authenticate on 401.</summary>
+    public string? AuthUrl { get; set; }
+    /// <summary>Magnum's [quotas] max_clusters_per_project: the limit for projects without an explicit quota.</summary>
+    public int DefaultMaxClustersPerProject { get; set; } = 20;
+    /// <summary>Largest accepted request body, in bytes.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+}

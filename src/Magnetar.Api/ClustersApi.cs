@@ -1,0 +1,352 @@
+using System.Text.Json.Nodes;
+using Magnetar.Domain;
+using Magnetar.Identity;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.EntityFrameworkCore;
+
+namespace Magnetar.Api;
+
+/// <summary>/v1/clusters and /v1/clusters/{id}/actions/{resize,upgrade}.</summary>
+public static class ClustersApi
+{
+    private static readonly Dictionary<string, string> SortKeys = new()
+    {
+        ["id"] = "Id", ["uuid"] = "Uuid", ["name"] = "Name", ["status"] = "Status", ["created_at"] = "CreatedAt",
+        ["updated_at"] = "UpdatedAt", ["cluster_template_id"] = "ClusterTemplateId", ["project_id"] = "ProjectId",
+        ["create_timeout"] = "CreateTimeout", ["health_status"] = "HealthStatus",
+    };
+
+    /// <summary>Magnum's conductor allows updates only from these states.</summary>
+    private static readonly string[] UpdatableStates =
+    [
+        ClusterStatus.CreateComplete, ClusterStatus.UpdateComplete, ClusterStatus.ResumeComplete, ClusterStatus.RestoreComplete,
+        ClusterStatus.RollbackComplete, ClusterStatus.SnapshotComplete, ClusterStatus.CheckComplete, ClusterStatus.AdoptComplete,
+    ];
+
+    public static void Map(RouteGroupBuilder v1)
+    {
+        var g = v1.MapGroup("/clusters");
+        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: false, ct));
+        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: true, ct));
+        g.MapGet("/{ident}", Show);
+        g.MapPost("", Create);
+        g.MapPatch("/{ident}", Update);
+        g.MapDelete("/{ident}", Delete);
+        g.MapPost("/{ident}/actions/resize", Resize);
+        g.MapPost("/{ident}/actions/upgrade", Upgrade);
+    }
+
+    private static async Task<IResult> List(ApiContext ctx, bool expand, CancellationToken ct)
+    {
+        var caller = Policy.Reader(ctx.Http, expand ? "cluster:detail" : "cluster:get_all");
+        var page = PageRequest.From(ctx.Http.Request, SortKeys);
+        var q = ctx.VisibleClusters(caller).AsNoTracking();
+        Cluster? marker = null;
+        if (page.Marker is not null)
+            marker = await q.FirstOrDefaultAsync(c => c.Uuid == page.Marker, ct) ?? throw MagnumError.ClusterNotFound(page.Marker);
+        var items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
+        var baseUrl = ctx.BaseUrl;
+        Dictionary<string, Dictionary<string, string>> templateLabels = new();
+        if (expand)
+        {
+            var ids = items.Select(c => c.ClusterTemplateId).Distinct().ToList();
+            templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
+                .ToDictionaryAsync(t => t.Uuid, t => t.Labels, ct);
+        }
+        var array = new JsonArray(items.Select(c => (JsonNode?)(expand
+            ? Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false)
+            : Views.ClusterSummary(c, baseUrl))).ToArray());
+        var body = new JsonObject { ["clusters"] = array };
+        var next = page.NextLink(baseUrl, expand ? "clusters/detail" : "clusters", items.Count, items.LastOrDefault()?.Uuid);
+        if (next is not null) body["next"] = next;
+        return Results.Json(body);
+    }
+
+    private static async Task<IResult> Show(ApiContext ctx, string ident, CancellationToken ct)
+    {
+        var caller = Policy.Reader(ctx.Http, "cluster:get");
+        var c = await ctx.FindClusterAsync(caller, ident, track: false, ct);
+        var labels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct);
+        return Results.Json(Views.Cluster(c, labels ?? new(), ctx.BaseUrl, withConditions: true));
+    }
+
+    private static async Task<IResult> Create(ApiContext ctx, CancellationToken ct)
+    {
+        var caller = Policy.Member(ctx.Http, "cluster:create");
+        var version = ApiVersion.Of(ctx.Http);
+        var body = await BodyReader.ReadObjectAsync(ctx.Http.Request, ct);
+        var v = Schemas.Cluster.Validate(body);
+        string? S(string k) => v.TryGetValue(k, out var x) ? (string?)x : null;
+        int? I(string k) => v.TryGetValue(k, out var x) ? (int?)x : null;
+        bool? B(string k) => v.TryGetValue(k, out var x) ? (bool?)x : null;
+
+        var nodeCount = I("node_count") ?? 1;
+        var masterCount = I("master_count") ?? 1;
+        if (nodeCount == 0 && version < new ApiVersion(1, 10))
+            throw MagnumError.BadRequest("Resizing a nodegroup to zero is not supported in the provided microversion.");
+
+        await CheckQuotaAsync(ctx, caller, ct);
+
+        var templateIdent = S("cluster_template_id")!;
+        ClusterTemplate template;
+        try { template = await ctx.FindTemplateAsync(caller, templateIdent, track: false, ct); }
+        catch (MagnumError e) when (e.StatusCode == 404 && version < new ApiVersion(1, 10))
+        {
+            throw MagnumError.BadRequest(e.Message); // Magnum's ct_not_found_to_bad_request before 1.10
+        }
+
+        var labels = Labels.Inherit(template.Labels, v.TryGetValue("labels", out var l) ? l as Dictionary<string, string> : null, B("merge_labels") ?? false);
+        LabelRules.Validate(labels);
+        var masterLb = B("master_lb_enabled") ?? template.MasterLbEnabled;
+        if (masterCount > 1 && !masterLb)
+            throw MagnumError.BadRequest("master_count must be 1 when master_lb_enabled is False");
+
+        var name = S("name") ?? ResourceNames.Generate("cluster");
+        if (await ctx.Db.Clusters.AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name, ct))
+            throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
+
+        var now = ctx.Now;
+        var cluster = new Cluster
+        {
+            Uuid = Guid.NewGuid().ToString(),
+            Name = name,
+            ProjectId = caller.ProjectId,
+            UserId = caller.UserId,
+            ClusterTemplateId = template.Uuid,
+            Keypair = S("keypair") ?? template.KeypairId,
+            DockerVolumeSize = I("docker_volume_size") ?? template.DockerVolumeSize,
+            Labels = labels,
+            MasterFlavorId = S("master_flavor_id") ?? template.MasterFlavorId,
+            FlavorId = S("flavor_id") ?? template.FlavorId,
+            CreateTimeout = I("create_timeout") ?? 60,
+            FixedNetwork = S("fixed_network") ?? template.FixedNetwork,
+            FixedSubnet = S("fixed_subnet") ?? template.FixedSubnet,
+            FloatingIpEnabled = B("floating_ip_enabled") ?? template.FloatingIpEnabled,
+            MasterLbEnabled = masterLb,
+            DiscoveryUrl = S("discovery_url"),
+            Status = ClusterStatus.CreateInProgress,
+            StatusReason = "Cluster accepted; waiting for the conductor",
+            CreatedAt = now,
+            Operation = ClusterOperations.Create,
+            OperationStartedAt = now,
+            NextReconcileAt = now,
+        };
+        cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultMasterName, NodeGroupRoles.Master, masterCount, cluster.MasterFlavorId, template.ImageId, now, isDefault: true, min: 1));
+        cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true, min: 0));
+        ctx.Db.Clusters.Add(cluster);
+        try { await ctx.Db.SaveChangesAsync(ct); }
+        catch (DbUpdateException)
+        {
+            // The unique (project, name) index caught a concurrent create of the same name.
+            ctx.Db.ChangeTracker.Clear();
+            if (await ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name, ct))
+                throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
+            throw;
+        }
+        ctx.Poke();
+        return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+    }
+
+    internal static NodeGroup NewNodeGroup(Cluster c, string name, string role, int count, string? flavor, string? image, DateTimeOffset now, bool isDefault, int min, int? max = null)
+        => new()
+        {
+            Uuid = Guid.NewGuid().ToString(),
+            Name = name,
+            ClusterId = c.Uuid,
+            ProjectId = c.ProjectId,
+            DockerVolumeSize = c.DockerVolumeSize,
+            Labels = new Dictionary<string, string>(c.Labels),
+            FlavorId = flavor,
+            ImageId = image,
+            NodeCount = count,
+            Role = role,
+            MinNodeCount = Math.Min(min, count),
+            MaxNodeCount = max,
+            IsDefault = isDefault,
+            Status = ClusterStatus.CreateInProgress,
+            CreatedAt = now,
+        };
+
+    private static async Task CheckQuotaAsync(ApiContext ctx, AuthContext caller, CancellationToken ct)
+    {
+        var quota = await ctx.Db.Quotas.AsNoTracking().FirstOrDefaultAsync(q => q.ProjectId == caller.ProjectId && q.Resource == "Cluster", ct);
+        var limit = quota?.HardLimit ?? ctx.Options.DefaultMaxClustersPerProject;
+        var count = await ctx.Db.Clusters.CountAsync(c => c.ProjectId == caller.ProjectId, ct);
+        if (count >= limit)
+            throw MagnumError.Forbidden($"Resource limit exceeded: You have reached the maximum clusters per project, {limit}. You may delete a cluster to make room for a new one.");
+    }
+
+    private static async Task<IResult> Update(ApiContext ctx, string ident, CancellationToken ct)
+    {
+        var caller = Policy.Member(ctx.Http, "cluster:update");
+        var version = ApiVersion.Of(ctx.Http);
+        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
+        var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
+        var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == cluster.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct) ?? new();
+        var before = Views.Cluster(cluster, templateLabels, ctx.BaseUrl, withConditions: false);
+        var after = JsonPatch.Apply(before, patch, Schemas.ClusterInternal, ["/cluster_template_id"]);
+        var delta = after.Where(kv => !JsonNode.DeepEquals(kv.Value, before[kv.Key])).Select(kv => kv.Key).ToList();
+        var disallowed = delta.Except(Schemas.ClusterUpdatable).ToList();
+        if (disallowed.Count > 0)
+            throw MagnumError.BadRequest($"cannot change cluster property(ies) {string.Join(", ", disallowed)}.");
+        var v = Schemas.Cluster.Validate(after);
+        if (delta.Count == 0) return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+
+        if (delta.Contains("health_status") || delta.Contains("health_status_reason"))
+        {
+            // Magnum: cluster:update_health_status is admin_or_user (the cluster's creator).
+            if (!caller.IsAdmin && caller.UserId != cluster.UserId) throw MagnumError.PolicyNotAuthorized("cluster:update_health_status");
+            cluster.HealthStatus = v.GetValueOrDefault("health_status") as string;
+            cluster.HealthStatusReason = v.GetValueOrDefault("health_status_reason") as Dictionary<string, string>;
+        }
+        if (delta.Contains("node_count"))
+        {
+            var nodeCount = (int)v["node_count"]!;
+            if (nodeCount == 0 && version < new ApiVersion(1, 10))
+                throw MagnumError.BadRequest("Resizing a nodegroup to zero is not supported in the provided microversion.");
+            var worker = DefaultWorker(cluster);
+            EnsureUpdatable(cluster);
+            var others = Views.NodeCount(cluster) - worker.NodeCount;
+            worker.NodeCount = Math.Max(0, nodeCount - others);
+            worker.MinNodeCount = Math.Min(worker.MinNodeCount, worker.NodeCount);
+            worker.Status = ClusterStatus.UpdateInProgress;
+            worker.UpdatedAt = ctx.Now;
+            StartOperation(ctx, cluster, ClusterOperations.Update);
+        }
+        cluster.UpdatedAt = ctx.Now;
+        await SaveAsync(ctx, ct);
+        return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+    }
+
+    private static async Task<IResult> Delete(ApiContext ctx, string ident, CancellationToken ct)
+    {
+        var caller = Policy.Member(ctx.Http, "cluster:delete");
+        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
+        if (cluster.Status != ClusterStatus.DeleteInProgress)
+        {
+            // One atomic UPDATE: a conductor pass running on this cluster right now fails its optimistic
+            // concurrency check (RowVersion) and the next pass starts the deletion.
+            var now = ctx.Now;
+            await ctx.Db.Clusters.Where(c => c.Id == cluster.Id).ExecuteUpdateAsync(s => s
+                .SetProperty(c => c.Status, ClusterStatus.DeleteInProgress)
+                .SetProperty(c => c.StatusReason, "Deletion requested")
+                .SetProperty(c => c.Operation, ClusterOperations.Delete)
+                .SetProperty(c => c.OperationStartedAt, now)
+                .SetProperty(c => c.NextReconcileAt, now)
+                .SetProperty(c => c.UpdatedAt, now)
+                .SetProperty(c => c.Generation, c => c.Generation + 1)
+                .SetProperty(c => EF.Property<long>(c, "RowVersion"), c => EF.Property<long>(c, "RowVersion") + 1), ct);
+            ctx.Poke();
+        }
+        return Results.NoContent();
+    }
+
+    private static async Task<IResult> Resize(ApiContext ctx, string ident, CancellationToken ct)
+    {
+        ApiVersion.Require(ctx.Http, new ApiVersion(1, 7));
+        var caller = Policy.Member(ctx.Http, "cluster:resize");
+        var version = ApiVersion.Of(ctx.Http);
+        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
+        var v = Schemas.Resize.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
+        var nodeCount = (int)v["node_count"]!;
+        if (nodeCount == 0 && version < new ApiVersion(1, 10))
+            throw MagnumError.BadRequest("Resizing a nodegroup to zero is not supported in the provided microversion.");
+        var ngIdent = v.GetValueOrDefault("nodegroup") as string;
+        var ng = string.IsNullOrEmpty(ngIdent) ? DefaultWorker(cluster) : NodeGroupsApi.FindIn(cluster, ngIdent);
+        if (ng.Role == NodeGroupRoles.Master)
+            throw MagnumError.BadRequest("Resizing a master nodegroup is not supported.");
+        if (ng.MinNodeCount > nodeCount || (ng.MaxNodeCount is { } max && max < nodeCount))
+            throw MagnumError.BadRequest($"Resizing {ng.Name} outside the allowed range: min_node_count = {ng.MinNodeCount}, max_node_count = {(ng.MaxNodeCount?.ToString() ?? "None")}");
+        EnsureUpdatable(cluster);
+        var toRemove = v.GetValueOrDefault("nodes_to_remove") as List<string> ?? new List<string>();
+        if (toRemove.Count > 0 && toRemove.Count > ng.NodeCount - nodeCount)
+            throw MagnumError.BadRequest($"nodes_to_remove names {toRemove.Count} nodes but the resize of {ng.Name} from {ng.NodeCount} to {nodeCount} removes {Math.Max(0, ng.NodeCount - nodeCount)}.");
+        ng.NodeCount = nodeCount;
+        ng.NodesToRemove = toRemove;
+        ng.Status = ClusterStatus.UpdateInProgress;
+        ng.UpdatedAt = ctx.Now;
+        StartOperation(ctx, cluster, ClusterOperations.Update);
+        await SaveAsync(ctx, ct);
+        return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+    }
+
+    private static async Task<IResult> Upgrade(ApiContext ctx, string ident, CancellationToken ct)
+    {
+        ApiVersion.Require(ctx.Http, new ApiVersion(1, 7));
+        if (ApiVersion.Of(ctx.Http) < new ApiVersion(1, 8))
+            throw MagnumError.BadRequest("Cluster upgrade is not supported in the provided microversion.");
+        var caller = Policy.Member(ctx.Http, "cluster:upgrade");
+        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
+        var v = Schemas.Upgrade.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
+        var target = await ctx.FindTemplateAsync(caller, (string)v["cluster_template"]!, track: false, ct);
+        var ngIdent = v.GetValueOrDefault("nodegroup") as string;
+        if (!string.IsNullOrEmpty(ngIdent))
+        {
+            var ng = NodeGroupsApi.FindIn(cluster, ngIdent);
+            if (target.Uuid != cluster.ClusterTemplateId && !ng.IsDefault)
+            {
+                var current = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == cluster.ClusterTemplateId).Select(t => t.Name).FirstOrDefaultAsync(ct);
+                throw MagnumError.Conflict($"Cluster Template is not valid for upgrade: Nodegroup {ng.Name} can be upgraded only to match cluster's template ({current}).");
+            }
+        }
+        if (target.Coe != "kubernetes")
+            throw MagnumError.Conflict("Cluster Template is not valid for upgrade: the new template is not a Kubernetes template.");
+        EnsureUpdatable(cluster);
+        cluster.UpgradeToTemplateId = target.Uuid;
+        cluster.ClusterTemplateId = target.Uuid;
+        if (target.Labels.TryGetValue("kube_tag", out var tag))
+        {
+            var labels = new Dictionary<string, string>(cluster.Labels) { ["kube_tag"] = tag };
+            cluster.Labels = labels;
+        }
+        foreach (var ng in cluster.NodeGroups.Where(n => !n.DeleteRequested))
+        {
+            ng.Status = ClusterStatus.UpdateInProgress;
+            if (target.Labels.TryGetValue("kube_tag", out var t)) ng.Labels = new Dictionary<string, string>(ng.Labels) { ["kube_tag"] = t };
+        }
+        StartOperation(ctx, cluster, ClusterOperations.Upgrade);
+        await SaveAsync(ctx, ct);
+        return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+    }
+
+    internal static NodeGroup DefaultWorker(Cluster c)
+        => c.NodeGroups.Where(n => n.IsDefault && n.Role != NodeGroupRoles.Master).OrderBy(n => n.Id).FirstOrDefault()
+           ?? c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master).OrderBy(n => n.Id).FirstOrDefault()
+           ?? throw MagnumError.NodeGroupNotFound(NodeGroupRoles.DefaultWorkerName);
+
+    /// <summary>Magnum refuses a new operation while one runs, and updates from states other than *_COMPLETE.</summary>
+    internal static void EnsureUpdatable(Cluster c)
+    {
+        if (ClusterStatus.IsInProgress(c.Status))
+            throw MagnumError.BadRequest($"Cluster {c.Name} already has an operation in progress.");
+        if (!UpdatableStates.Contains(c.Status))
+            throw MagnumError.BadRequest($"Updating a cluster when status is \"{c.Status}\" is not supported.");
+    }
+
+    internal static void StartOperation(ApiContext ctx, Cluster c, string operation)
+    {
+        c.Status = ClusterStatus.UpdateInProgress;
+        c.StatusReason = $"{operation} requested";
+        c.Operation = operation;
+        c.OperationStartedAt = ctx.Now;
+        c.NextReconcileAt = ctx.Now;
+        c.Generation++;
+        c.UpdatedAt = ctx.Now;
+    }
+
+    /// <summary>Saves, turning a race with the conductor into a retryable 409 instead of a lost update.</summary>
+    internal static async Task SaveAsync(ApiContext ctx, CancellationToken ct)
+    {
+        try
+        {
+            await ctx.Db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            throw MagnumError.Conflict("The cluster changed while this request was processed; retry the request.");
+        }
+        ctx.Poke();
+    }
+}

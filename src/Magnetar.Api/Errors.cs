@@ -1,0 +1,74 @@
+using System.Text.Json;
+using Magnetar.Domain;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Magnetar.Api;
+
+/// <summary>Writes errors the way Magnum's ParsableErrorMiddleware does: <c>{"errors": [{request_id, code, status, title, detail, links}]}</c>.</summary>
+public static class MagnumErrors
+{
+    public static async Task WriteAsync(HttpContext http, int status, string detail, string? code = null, Action<Utf8JsonWriter>? extra = null)
+    {
+        if (http.Response.HasStarted) return;
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "application/json";
+        // Magnum's title is the first sentence of the message.
+        var dot = detail.IndexOf(". ", StringComparison.Ordinal);
+        var title = dot > 0 ? detail[..dot] : detail.TrimEnd('.');
+        await using var w = new Utf8JsonWriter(http.Response.Body);
+        w.WriteStartObject();
+        w.WriteStartArray("errors");
+        w.WriteStartObject();
+        w.WriteString("request_id", http.Response.Headers["X-OpenStack-Request-Id"].ToString());
+        w.WriteString("code", code ?? (status >= 500 ? "server" : "client"));
+        w.WriteNumber("status", status);
+        w.WriteString("title", title);
+        w.WriteString("detail", detail);
+        w.WriteStartArray("links");
+        w.WriteEndArray();
+        extra?.Invoke(w);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteEndObject();
+        await w.FlushAsync();
+    }
+}
+
+/// <summary>
+/// Turns every failure into a Magnum-format error: <see cref="MagnumError"/> with its code, oversize bodies into 413,
+/// anything unexpected into a 500 that names the request id (the details go to the log, never to the client).
+/// </summary>
+public sealed class MagnumErrorMiddleware(RequestDelegate next, ILogger<MagnumErrorMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext http)
+    {
+        var requestId = "req-" + Guid.NewGuid();
+        http.Response.Headers["X-OpenStack-Request-Id"] = requestId;
+        try
+        {
+            await next(http);
+        }
+        catch (MagnumError e)
+        {
+            await MagnumErrors.WriteAsync(http, e.StatusCode, e.Message, e.Code);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await MagnumErrors.WriteAsync(http, 413, "Request body too large.");
+        }
+        catch (BadHttpRequestException e)
+        {
+            await MagnumErrors.WriteAsync(http, e.StatusCode, "Bad request: " + e.Message);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            // client went away
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Unhandled error in {Method} {Path} ({RequestId})", http.Request.Method, http.Request.Path, requestId);
+            await MagnumErrors.WriteAsync(http, 500, $"An unknown exception occurred (request {requestId}).", "server");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+using Magnetar.Bootstrap;
+using Magnetar.Cloud;
+using Magnetar.Domain;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+
+namespace Magnetar.Conductor;
+
+/// <summary>Outcome of one reconcile pass: when to look again (null: nothing left to do).</summary>
+public readonly record struct ReconcileResult(TimeSpan? RequeueAfter);
+
+/// <summary>
+/// One level-triggered pass over one cluster: read the desired state from the database, ask the cloud provider to
+/// converge, and record what it saw (status, reason, conditions, addresses, events). A pass assumes nothing about the
+/// previous one, so killing the process at any point and running the pass again is harmless.
+/// </summary>
+public sealed class ClusterReconciler(
+    IDbContextFactory<MagnetarDbContext> dbFactory,
+    ICloudProvider cloud,
+    IUserDataRenderer userData,
+    IClusterCertificates certificates,
+    ConductorOptions options,
+    TimeProvider time,
+    ILogger<ClusterReconciler> logger)
+{
+    private static readonly TimeSpan IdleRecheck = TimeSpan.FromMinutes(5);
+
+    public async Task<ReconcileResult> ReconcileAsync(long clusterId, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var cluster = await db.Clusters.Include(c => c.NodeGroups).FirstOrDefaultAsync(c => c.Id == clusterId, ct);
+        if (cluster is null) return new ReconcileResult(null);
+
+        var result = cluster.Operation switch
+        {
+            ClusterOperations.Delete => await ReconcileDeleteAsync(db, cluster, ct),
+            ClusterOperations.Create or ClusterOperations.Update or ClusterOperations.Upgrade => await ReconcileNormalAsync(db, cluster, ct),
+            _ => new ReconcileResult(null),
+        };
+
+        if (db.Entry(cluster).State != EntityState.Detached && db.Entry(cluster).State != EntityState.Deleted)
+        {
+            cluster.LeaseOwner = null;
+            cluster.LeaseExpiresAt = null;
+            cluster.NextReconcileAt = result.RequeueAfter is { } after ? time.GetUtcNow() + after : null;
+        }
+        await db.SaveChangesAsync(ct);
+        return result;
+    }
+
+    private async Task<ReconcileResult> ReconcileDeleteAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    {
+        var obs = await cloud.DeleteAsync(cluster.Uuid, cluster.Name, ct);
+        switch (obs.Phase)
+        {
+            case ProvisionPhase.Ready:
+                // Everything tagged with the cluster is confirmed gone: now (and only now) the records go.
+                await certificates.DeleteAsync(db, cluster.Uuid, ct);
+                await db.ClusterEvents.Where(e => e.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
+                db.Clusters.Remove(cluster);
+                logger.LogInformation("Cluster {Cluster} ({Uuid}) deleted: no cloud resource left", cluster.Name, cluster.Uuid);
+                return new ReconcileResult(null);
+            case ProvisionPhase.Failed:
+                Transition(db, cluster, ClusterStatus.DeleteFailed, obs.Message, "DeleteFailed");
+                cluster.Operation = null;
+                return new ReconcileResult(null);
+            default:
+                cluster.StatusReason = obs.Message;
+                return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private async Task<ReconcileResult> ReconcileNormalAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var template = await db.ClusterTemplates.AsNoTracking().FirstOrDefaultAsync(t => t.Uuid == cluster.ClusterTemplateId, ct);
+        if (template is null)
+            return Fail(db, cluster, $"cluster template {cluster.ClusterTemplateId} no longer exists");
+
+        var failedStatus = cluster.Operation == ClusterOperations.Create ? ClusterStatus.CreateFailed : ClusterStatus.UpdateFailed;
+        var completeStatus = cluster.Operation == ClusterOperations.Create ? ClusterStatus.CreateComplete : ClusterStatus.UpdateComplete;
+
+        // Certificates first: nodes need the CA before they can join, and the API serves it as soon as it exists.
+        await certificates.EnsureCaAsync(db, cluster, ct);
+        SetCondition(db, cluster, new ConditionObservation(ConditionTypes.CertificatesReady, true, "Ready"), now);
+
+        var version = Labels.KubernetesVersion(cluster.Labels, options.DefaultKubernetesVersion);
+        var networkDriver = template.NetworkDriver ?? "calico";
+        var spec = new ClusterSpec(
+            cluster.Uuid, cluster.Name, cluster.ProjectId, version, template.ImageId, cluster.Keypair,
+            template.ExternalNetworkId, cluster.FixedNetwork, cluster.FixedSubnet, networkDriver,
+            cluster.MasterLbEnabled, cluster.FloatingIpEnabled, cluster.DockerVolumeSize, cluster.Labels,
+            cluster.NodeGroups.OrderBy(n => n.Id).Select(n => new NodeGroupSpec(
+                n.Name, n.Role,
+                n.FlavorId ?? (n.Role == NodeGroupRoles.Master ? cluster.MasterFlavorId : cluster.FlavorId) ?? "m1.small",
+                n.ImageId ?? template.ImageId,
+                n.NodeCount, n.NodesToRemove, n.DeleteRequested,
+                userData.Render(new NodeBootstrapContext(cluster.Uuid, cluster.Name, n.Name, n.Role, version, networkDriver, cluster.ApiAddress))))
+                .ToList());
+
+        var obs = await cloud.ReconcileAsync(spec, ct);
+        now = time.GetUtcNow();
+        foreach (var c in obs.Conditions) SetCondition(db, cluster, c, now);
+        if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
+        foreach (var ngObs in obs.NodeGroups)
+        {
+            var ng = cluster.NodeGroups.FirstOrDefault(n => n.Name == ngObs.Name);
+            if (ng is null) continue;
+            var addresses = ngObs.Nodes.Where(n => n.Address is not null).Select(n => n.Address!).ToList();
+            if (!addresses.SequenceEqual(ng.NodeAddresses)) { ng.NodeAddresses = addresses; ng.UpdatedAt = now; }
+            if (ngObs.Gone && ng.DeleteRequested)
+            {
+                cluster.NodeGroups.Remove(ng);
+                db.NodeGroups.Remove(ng);
+                AddEvent(db, cluster, "Normal", "NodeGroupDeleted", $"nodegroup {ng.Name} deleted");
+            }
+            else if (ngObs.FailureMessage is not null && ClusterStatus.IsInProgress(ng.Status))
+            {
+                ng.Status = ng.Status.Replace("_IN_PROGRESS", "_FAILED");
+                ng.StatusReason = ngObs.FailureMessage;
+                ng.UpdatedAt = now;
+            }
+            else if (ngObs.Ready && ClusterStatus.IsInProgress(ng.Status))
+            {
+                ng.Status = ng.Status.Replace("_IN_PROGRESS", "_COMPLETE");
+                ng.StatusReason = null;
+                ng.NodesToRemove = new List<string>();
+                ng.Version = version;
+                ng.UpdatedAt = now;
+            }
+        }
+
+        switch (obs.Phase)
+        {
+            case ProvisionPhase.Failed:
+                return Fail(db, cluster, obs.Message ?? "the cloud provider reported a failure", failedStatus);
+
+            case ProvisionPhase.Ready:
+                Transition(db, cluster, completeStatus, $"{cluster.Operation!.ToUpperInvariant()} completed successfully", "Completed");
+                cluster.CoeVersion = version;
+                cluster.ObservedGeneration = cluster.Generation;
+                cluster.Operation = null;
+                cluster.OperationStartedAt = null;
+                cluster.UpgradeToTemplateId = null;
+                cluster.HealthStatus = HealthStatus.Healthy;
+                cluster.HealthStatusReason = BuildHealthReason(obs);
+                foreach (var ng in cluster.NodeGroups.Where(n => !n.DeleteRequested))
+                {
+                    if (ClusterStatus.IsInProgress(ng.Status)) ng.Status = ng.Status.Replace("_IN_PROGRESS", "_COMPLETE");
+                    ng.NodesToRemove = new List<string>();
+                    ng.Version = version;
+                }
+                return new ReconcileResult(null);
+
+            default:
+                var started = cluster.OperationStartedAt ?? cluster.CreatedAt;
+                if (cluster.CreateTimeout > 0 && now - started > TimeSpan.FromMinutes(cluster.CreateTimeout))
+                    return Fail(db, cluster, $"timed out after {cluster.CreateTimeout} minutes; last progress: {obs.Message}", failedStatus);
+                if (cluster.StatusReason != obs.Message) cluster.StatusReason = obs.Message;
+                return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private ReconcileResult Fail(MagnetarDbContext db, Cluster cluster, string reason, string? status = null)
+    {
+        status ??= cluster.Operation == ClusterOperations.Create ? ClusterStatus.CreateFailed : ClusterStatus.UpdateFailed;
+        Transition(db, cluster, status, reason, "Failed", warning: true);
+        foreach (var ng in cluster.NodeGroups.Where(n => ClusterStatus.IsInProgress(n.Status)))
+        {
+            ng.Status = ng.Status.Replace("_IN_PROGRESS", "_FAILED");
+            ng.StatusReason ??= reason;
+        }
+        cluster.Operation = null;
+        cluster.OperationStartedAt = null;
+        cluster.HealthStatus = HealthStatus.Unknown;
+        logger.LogWarning("Cluster {Cluster} ({Uuid}) {Status}: {Reason}", cluster.Name, cluster.Uuid, status, reason);
+        return new ReconcileResult(null);
+    }
+
+    private void Transition(MagnetarDbContext db, Cluster cluster, string status, string? reason, string eventReason, bool warning = false)
+    {
+        cluster.Status = status;
+        cluster.StatusReason = reason;
+        cluster.UpdatedAt = time.GetUtcNow();
+        AddEvent(db, cluster, warning ? "Warning" : "Normal", eventReason, $"{status}: {reason}");
+    }
+
+    private void SetCondition(MagnetarDbContext db, Cluster cluster, ConditionObservation obs, DateTimeOffset now)
+    {
+        var existing = cluster.Conditions.FirstOrDefault(c => c.Type == obs.Type);
+        if (existing is not null && existing.Status == obs.Status && existing.Reason == obs.Reason && existing.Message == obs.Message) return;
+        var list = cluster.Conditions.Where(c => c.Type != obs.Type).ToList();
+        list.Add(new ClusterCondition
+        {
+            Type = obs.Type, Status = obs.Status, Reason = obs.Reason, Message = obs.Message,
+            LastTransitionAt = existing is not null && existing.Status == obs.Status ? existing.LastTransitionAt : now,
+        });
+        cluster.Conditions = list.OrderBy(c => ConditionOrder(c.Type)).ToList();
+        if (existing is null || existing.Status != obs.Status)
+            AddEvent(db, cluster, obs.Status ? "Normal" : obs.Reason == "Failed" ? "Warning" : "Normal", obs.Type, obs.Status ? $"{obs.Type}" : $"{obs.Type}=False: {obs.Message}");
+    }
+
+    private static int ConditionOrder(string type) => type switch
+    {
+        ConditionTypes.CertificatesReady => 0,
+        ConditionTypes.NetworkReady => 1,
+        ConditionTypes.SecurityGroupsReady => 2,
+        ConditionTypes.LoadBalancerReady => 3,
+        ConditionTypes.ControlPlaneReady => 4,
+        ConditionTypes.WorkersReady => 5,
+        _ => 6,
+    };
+
+    private void AddEvent(MagnetarDbContext db, Cluster cluster, string type, string reason, string message)
+        => db.ClusterEvents.Add(new ClusterEvent { ClusterUuid = cluster.Uuid, At = time.GetUtcNow(), Type = type, Reason = reason, Message = message });
+
+    private static Dictionary<string, string> BuildHealthReason(ClusterObservation obs)
+    {
+        var reason = new Dictionary<string, string> { ["api"] = "ok" };
+        foreach (var node in obs.NodeGroups.SelectMany(g => g.Nodes)) reason[$"{node.Name}.Ready"] = node.Status == "ACTIVE" ? "True" : "False";
+        return reason;
+    }
+}

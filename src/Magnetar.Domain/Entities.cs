@@ -1,0 +1,189 @@
+namespace Magnetar.Domain;
+
+/// <summary>A cluster template (Magnum's ClusterTemplate / baymodel).</summary>
+public sealed class ClusterTemplate
+{
+    public long Id { get; set; }
+    public string Uuid { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string ProjectId { get; set; } = "";
+    public string UserId { get; set; } = "";
+    public string Coe { get; set; } = "kubernetes";
+    public string ImageId { get; set; } = "";
+    public string? FlavorId { get; set; }
+    public string? MasterFlavorId { get; set; }
+    public string? DnsNameserver { get; set; }
+    public string? KeypairId { get; set; }
+    public string? ExternalNetworkId { get; set; }
+    public string? FixedNetwork { get; set; }
+    public string? FixedSubnet { get; set; }
+    public string? NetworkDriver { get; set; }
+    public string? VolumeDriver { get; set; }
+    public int? ApiserverPort { get; set; }
+    public int? DockerVolumeSize { get; set; }
+    public string? DockerStorageDriver { get; set; }
+    public string? ClusterDistro { get; set; }
+    public string? HttpProxy { get; set; }
+    public string? HttpsProxy { get; set; }
+    public string? NoProxy { get; set; }
+    public bool RegistryEnabled { get; set; }
+    public bool TlsDisabled { get; set; }
+    public bool Public { get; set; }
+    public bool Hidden { get; set; }
+    public string ServerType { get; set; } = "vm";
+    public string? InsecureRegistry { get; set; }
+    public bool MasterLbEnabled { get; set; }
+    public bool FloatingIpEnabled { get; set; } = true;
+    public string? Tags { get; set; }
+    public string? Driver { get; set; }
+    public Dictionary<string, string> Labels { get; set; } = new();
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+}
+
+/// <summary>A cluster: the tenant's desired spec plus what the conductor observed.</summary>
+public sealed class Cluster
+{
+    public long Id { get; set; }
+    public string Uuid { get; set; } = "";
+    public string Name { get; set; } = "";
+    public string ProjectId { get; set; } = "";
+    public string UserId { get; set; } = "";
+    public string ClusterTemplateId { get; set; } = "";
+    public string? Keypair { get; set; }
+    public int? DockerVolumeSize { get; set; }
+    public Dictionary<string, string> Labels { get; set; } = new();
+    public string? MasterFlavorId { get; set; }
+    public string? FlavorId { get; set; }
+    public int CreateTimeout { get; set; } = 60;
+    public string? StackId { get; set; }
+    public string Status { get; set; } = ClusterStatus.CreateInProgress;
+    public string? StatusReason { get; set; }
+    public string? HealthStatus { get; set; }
+    public Dictionary<string, string>? HealthStatusReason { get; set; }
+    public string? DiscoveryUrl { get; set; }
+    public string? ApiAddress { get; set; }
+    public string? CoeVersion { get; set; }
+    public string? ContainerVersion { get; set; }
+    public string? FixedNetwork { get; set; }
+    public string? FixedSubnet { get; set; }
+    public bool FloatingIpEnabled { get; set; } = true;
+    public bool MasterLbEnabled { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+
+    // ---- reconciliation bookkeeping (not part of Magnum's API) ----
+    /// <summary>Bumped on every change of the desired spec; the conductor works until ObservedGeneration catches up.</summary>
+    public long Generation { get; set; } = 1;
+    public long ObservedGeneration { get; set; }
+    /// <summary>The operation the conductor is driving: create, update, upgrade, delete (null when idle).</summary>
+    public string? Operation { get; set; }
+    public DateTimeOffset? OperationStartedAt { get; set; }
+    /// <summary>Which conductor holds the lease on this cluster, and until when.</summary>
+    public string? LeaseOwner { get; set; }
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+    /// <summary>When the conductor should look at this cluster next (null: no work).</summary>
+    public DateTimeOffset? NextReconcileAt { get; set; }
+    /// <summary>Per-step conditions (NetworkReady, ControlPlaneReady, …) as the last pass saw them.</summary>
+    public List<ClusterCondition> Conditions { get; set; } = new();
+    /// <summary>Template to move to when an upgrade is requested (applied by the conductor).</summary>
+    public string? UpgradeToTemplateId { get; set; }
+
+    public List<NodeGroup> NodeGroups { get; set; } = new();
+}
+
+public sealed class ClusterCondition
+{
+    public string Type { get; set; } = "";
+    public bool Status { get; set; }
+    public string? Reason { get; set; }
+    public string? Message { get; set; }
+    public DateTimeOffset LastTransitionAt { get; set; }
+}
+
+/// <summary>A group of nodes of one role and flavor (Magnum ≥ 1.9).</summary>
+public sealed class NodeGroup
+{
+    public long Id { get; set; }
+    public string Uuid { get; set; } = "";
+    public string Name { get; set; } = "";
+    public long ClusterDbId { get; set; }
+    public string ClusterId { get; set; } = "";
+    public string ProjectId { get; set; } = "";
+    public int? DockerVolumeSize { get; set; }
+    public Dictionary<string, string> Labels { get; set; } = new();
+    public string? FlavorId { get; set; }
+    public string? ImageId { get; set; }
+    public List<string> NodeAddresses { get; set; } = new();
+    public int NodeCount { get; set; } = 1;
+    public string Role { get; set; } = NodeGroupRoles.Worker;
+    public int MinNodeCount { get; set; }
+    public int? MaxNodeCount { get; set; }
+    public bool IsDefault { get; set; }
+    public string? StackId { get; set; }
+    public string Status { get; set; } = ClusterStatus.CreateInProgress;
+    public string? StatusReason { get; set; }
+    public string? Version { get; set; }
+    /// <summary>Servers (names or ids) the tenant asked to remove in a resize; consumed by the conductor.</summary>
+    public List<string> NodesToRemove { get; set; } = new();
+    /// <summary>Set when the nodegroup is being deleted; the row goes once its nodes are gone.</summary>
+    public bool DeleteRequested { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+}
+
+public static class NodeGroupRoles
+{
+    public const string Master = "master";
+    public const string Worker = "worker";
+    public const string DefaultMasterName = "default-master";
+    public const string DefaultWorkerName = "default-worker";
+}
+
+public sealed class Quota
+{
+    public long Id { get; set; }
+    public string ProjectId { get; set; } = "";
+    public string Resource { get; set; } = "Cluster";
+    public int HardLimit { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+}
+
+/// <summary>A running Magnetar conductor, listed by GET /v1/mservices (Magnum's magnum_service table).</summary>
+public sealed class ServiceRecord
+{
+    public long Id { get; set; }
+    public string Host { get; set; } = "";
+    public string Binary { get; set; } = "magnum-conductor";
+    public bool Disabled { get; set; }
+    public string? DisabledReason { get; set; }
+    public DateTimeOffset? LastSeenUp { get; set; }
+    public bool ForcedDown { get; set; }
+    public long ReportCount { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+}
+
+/// <summary>A cluster's certificate authority. The private key is stored only in protected (encrypted) form.</summary>
+public sealed class ClusterCertificateAuthority
+{
+    public long Id { get; set; }
+    public string ClusterUuid { get; set; } = "";
+    /// <summary>kubernetes (the cluster CA); etcd and front-proxy CAs come with the bootstrap work.</summary>
+    public string CaType { get; set; } = "kubernetes";
+    public string CertificatePem { get; set; } = "";
+    public string ProtectedPrivateKey { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
+/// <summary>An event in a cluster's history: what the conductor did or saw, for operators and tenants.</summary>
+public sealed class ClusterEvent
+{
+    public long Id { get; set; }
+    public string ClusterUuid { get; set; } = "";
+    public DateTimeOffset At { get; set; }
+    public string Type { get; set; } = "Normal";
+    public string Reason { get; set; } = "";
+    public string Message { get; set; } = "";
+}

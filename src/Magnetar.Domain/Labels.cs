@@ -1,0 +1,41 @@
+namespace Magnetar.Domain;
+
+/// <summary>Label arithmetic as Magnum does it (magnum/api/utils.py get_labels_diff and cluster create).</summary>
+public static class Labels
+{
+    public sealed record Diff(
+        Dictionary<string, string> Overridden,
+        Dictionary<string, string> Added,
+        Dictionary<string, string> Skipped);
+
+    /// <summary>Overridden holds the parent's value for keys whose value differs; Added the keys only in the child; Skipped the parent's keys the child lacks.</summary>
+    public static Diff Compare(IReadOnlyDictionary<string, string> parent, IReadOnlyDictionary<string, string> child)
+    {
+        var overridden = new Dictionary<string, string>();
+        var added = new Dictionary<string, string>();
+        var skipped = parent.Where(p => !child.ContainsKey(p.Key)).ToDictionary(p => p.Key, p => p.Value);
+        foreach (var (key, value) in child)
+        {
+            if (parent.TryGetValue(key, out var parentValue))
+            {
+                if (parentValue != value) overridden[key] = parentValue;
+            }
+            else added[key] = value;
+        }
+        return new Diff(overridden, added, skipped);
+    }
+
+    /// <summary>The labels a new cluster (or nodegroup) gets: the parent's when none are given; the given ones, merged onto the parent's when asked.</summary>
+    public static Dictionary<string, string> Inherit(IReadOnlyDictionary<string, string> parent, IReadOnlyDictionary<string, string>? given, bool merge)
+    {
+        if (given is null || given.Count == 0) return new Dictionary<string, string>(parent);
+        if (!merge) return new Dictionary<string, string>(given);
+        var result = new Dictionary<string, string>(parent);
+        foreach (var (k, v) in given) result[k] = v;
+        return result;
+    }
+
+    /// <summary>The Kubernetes version a cluster runs, from Magnum's kube_tag label (e.g. v1.31.1).</summary>
+    public static string KubernetesVersion(IReadOnlyDictionary<string, string> labels, string fallback)
+        => labels.TryGetValue("kube_tag", out var tag) && !string.IsNullOrWhiteSpace(tag) ? tag : fallback;
+}

@@ -1,0 +1,245 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Magnetar.Identity;
+
+/// <summary>
+/// The subset of Keystone v3 that keystoneauth, python-openstackclient and tempest use, under <c>/identity</c>.
+/// Standalone mode only: production deployments validate tokens against a real Keystone.
+/// </summary>
+public static class BuiltInIdentityEndpoints
+{
+    private const string Updated = "2022-09-01T00:00:00Z";
+
+    public static IEndpointRouteBuilder MapBuiltInIdentity(this IEndpointRouteBuilder app)
+    {
+        var config = app.ServiceProvider.GetRequiredService<IConfiguration>();
+        if (!IdentityServiceCollectionExtensions.IsBuiltIn(config)) return app;
+        var publicUrl = config["Magnetar:PublicUrl"];
+        string Base(HttpContext h) => !string.IsNullOrEmpty(publicUrl) ? publicUrl.TrimEnd('/') : $"{h.Request.Scheme}://{h.Request.Host}{h.Request.PathBase}";
+
+        app.MapGet("/identity", (HttpContext h) => Results.Json(new JsonObject
+        {
+            ["versions"] = new JsonObject { ["values"] = new JsonArray(Version(Base(h))) },
+        }, statusCode: 300));
+        app.MapGet("/identity/v3", (HttpContext h) => Results.Json(new JsonObject { ["version"] = Version(Base(h)) }));
+
+        app.MapPost("/identity/v3/auth/tokens", async (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            JsonNode? body;
+            try { body = await JsonNode.ParseAsync(h.Request.Body, documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
+            catch (JsonException) { return Error(400, "Bad Request", "Malformed request body."); }
+            var identity = body?["auth"]?["identity"];
+            if (identity?["methods"] is not JsonArray methods || methods.Count == 0)
+                return Error(400, "Bad Request", "Expecting to find identity in auth - the server could not comply with the request since it is either malformed or otherwise incorrect.");
+            var methodNames = methods.Select(m => m?.GetValueKind() == JsonValueKind.String ? m.GetValue<string>() : "").ToArray();
+
+            IdentityUser? user = null;
+            DateTimeOffset? expires = null;
+            if (methodNames.Contains("password"))
+            {
+                var u = identity["password"]?["user"];
+                var id = Str(u?["id"]);
+                var name = Str(u?["name"]);
+                var password = Str(u?["password"]);
+                if (u is null || password is null || (id is null && name is null)) return Error(400, "Bad Request", "Invalid password credentials.");
+                if (id is null && !DomainMatches(u["domain"])) return Unauthorized();
+                user = store.FindUser(id, name);
+                if (user is null || !store.VerifyPassword(user, password)) return Unauthorized();
+            }
+            else if (methodNames.Contains("token"))
+            {
+                var given = Str(identity["token"]?["id"]);
+                var p = given is null ? null : tokens.Read(given);
+                if (p is null) return Unauthorized();
+                user = store.FindUser(p.UserId, null);
+                expires = p.ExpiresAt; // a token made from a token does not outlive it
+                if (user is null) return Unauthorized();
+            }
+            else return Error(401, "Unauthorized", "The request you have made requires authentication.");
+
+            IdentityProject? project = null;
+            var scope = body?["auth"]?["scope"];
+            if (scope?["project"] is JsonObject sp)
+            {
+                var pid = Str(sp["id"]);
+                var pname = Str(sp["name"]);
+                if (pid is null && !DomainMatches(sp["domain"])) return Unauthorized();
+                project = store.FindProject(pid, pname);
+                if (project is null || store.RolesOf(user.Id, project.Id).Count == 0) return Unauthorized();
+            }
+            else if (scope is not null && scope.GetValueKind() == JsonValueKind.Object && scope["system"] is null && scope["domain"] is null)
+            {
+                // scope given but empty/unknown kind
+                return Error(400, "Bad Request", "Unsupported scope.");
+            }
+
+            var (token, payload) = tokens.Issue(user.Id, project?.Id, methodNames, expires);
+            h.Response.Headers["X-Subject-Token"] = token;
+            var includeCatalog = !h.Request.Query.ContainsKey("nocatalog");
+            return Results.Json(new JsonObject { ["token"] = TokenBody(store, payload, Base(h), includeCatalog) }, statusCode: 201);
+        });
+
+        app.MapMethods("/identity/v3/auth/tokens", ["GET", "HEAD"], (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            if (Caller(h, tokens) is null) return Unauthorized();
+            var subject = tokens.Read(h.Request.Headers["X-Subject-Token"].ToString());
+            if (subject is null) return Error(404, "Not Found", "Could not find token.");
+            h.Response.Headers["X-Subject-Token"] = h.Request.Headers["X-Subject-Token"].ToString();
+            if (HttpMethods.IsHead(h.Request.Method)) return Results.Ok();
+            return Results.Json(new JsonObject { ["token"] = TokenBody(store, subject, Base(h), !h.Request.Query.ContainsKey("nocatalog")) });
+        });
+
+        app.MapDelete("/identity/v3/auth/tokens", (HttpContext h, BuiltInTokenService tokens) =>
+        {
+            if (Caller(h, tokens) is null) return Unauthorized();
+            var subject = tokens.Read(h.Request.Headers["X-Subject-Token"].ToString());
+            if (subject is null) return Error(404, "Not Found", "Could not find token.");
+            tokens.Revoke(subject);
+            return Results.NoContent();
+        });
+
+        app.MapGet("/identity/v3/auth/catalog", (HttpContext h, BuiltInTokenService tokens) =>
+            Caller(h, tokens) is null ? Unauthorized() : Results.Json(new JsonObject { ["catalog"] = Catalog(Base(h)), ["links"] = Self(h) }));
+
+        app.MapGet("/identity/v3/auth/projects", (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            return Results.Json(new JsonObject { ["projects"] = ProjectsOf(store, p.UserId), ["links"] = Self(h) });
+        });
+
+        app.MapGet("/identity/v3/users/{id}/projects", (HttpContext h, string id, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            if (p.UserId != id && !IsAdmin(store, p)) return Error(403, "Forbidden", "You are not authorized to perform the requested action.");
+            return Results.Json(new JsonObject { ["projects"] = ProjectsOf(store, id), ["links"] = Self(h) });
+        });
+
+        app.MapGet("/identity/v3/projects", (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            if (!IsAdmin(store, p)) return Error(403, "Forbidden", "You are not authorized to perform the requested action.");
+            var name = h.Request.Query["name"].ToString();
+            var list = store.Projects().Where(x => string.IsNullOrEmpty(name) || x.Name == name);
+            return Results.Json(new JsonObject { ["projects"] = new JsonArray(list.Select(x => (JsonNode?)ProjectJson(x)).ToArray()), ["links"] = Self(h) });
+        });
+
+        app.MapGet("/identity/v3/projects/{id}", (HttpContext h, string id, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            var project = store.FindProject(id, null);
+            if (project is null || (!IsAdmin(store, p) && p.ProjectId != id)) return Error(404, "Not Found", $"Could not find project: {id}.");
+            return Results.Json(new JsonObject { ["project"] = ProjectJson(project) });
+        });
+
+        app.MapGet("/identity/v3/users", (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            if (!IsAdmin(store, p)) return Error(403, "Forbidden", "You are not authorized to perform the requested action.");
+            var name = h.Request.Query["name"].ToString();
+            var users = store.Users().Where(u => string.IsNullOrEmpty(name) || u.Name == name)
+                .Select(u => (JsonNode?)new JsonObject { ["id"] = u.Id, ["name"] = u.Name, ["domain_id"] = u.DomainId, ["enabled"] = true });
+            return Results.Json(new JsonObject { ["users"] = new JsonArray(users.ToArray()), ["links"] = Self(h) });
+        });
+
+        app.MapGet("/identity/v3/roles", (HttpContext h, BuiltInTokenService tokens) =>
+            Caller(h, tokens) is null ? Unauthorized() : Results.Json(new JsonObject
+            {
+                ["roles"] = new JsonArray(new[] { "admin", "member", "reader" }.Select(r => (JsonNode?)new JsonObject { ["id"] = r, ["name"] = r }).ToArray()),
+            }));
+        return app;
+    }
+
+    private static JsonObject Version(string baseUrl) => new()
+    {
+        ["id"] = "v3.14",
+        ["status"] = "stable",
+        ["updated"] = Updated,
+        ["links"] = new JsonArray(new JsonObject { ["rel"] = "self", ["href"] = $"{baseUrl}/identity/v3/" }),
+        ["media-types"] = new JsonArray(new JsonObject { ["base"] = "application/json", ["type"] = "application/vnd.openstack.identity-v3+json" }),
+    };
+
+    private static JsonObject Self(HttpContext h) => new() { ["self"] = $"{h.Request.Scheme}://{h.Request.Host}{h.Request.Path}", ["previous"] = null, ["next"] = null };
+
+    private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
+    private static bool DomainMatches(JsonNode? domain)
+    {
+        var id = Str(domain?["id"]);
+        var name = Str(domain?["name"]);
+        return id == BuiltInIdentityStore.DefaultDomainId || name == BuiltInIdentityStore.DefaultDomainName;
+    }
+
+    private static TokenPayload? Caller(HttpContext h, BuiltInTokenService tokens) => tokens.Read(h.Request.Headers["X-Auth-Token"].ToString());
+
+    private static bool IsAdmin(BuiltInIdentityStore store, TokenPayload p)
+        => p.ProjectId is not null && store.RolesOf(p.UserId, p.ProjectId).Contains("admin");
+
+    private static JsonObject ProjectJson(IdentityProject p) => new()
+    {
+        ["id"] = p.Id, ["name"] = p.Name, ["domain_id"] = p.DomainId, ["enabled"] = true, ["is_domain"] = false,
+        ["parent_id"] = p.DomainId, ["description"] = "", ["tags"] = new JsonArray(),
+    };
+
+    private static JsonArray ProjectsOf(BuiltInIdentityStore store, string userId)
+        => new(store.Projects().Where(x => store.RolesOf(userId, x.Id).Count > 0).Select(x => (JsonNode?)ProjectJson(x)).ToArray());
+
+    private static JsonObject TokenBody(BuiltInIdentityStore store, TokenPayload p, string baseUrl, bool includeCatalog)
+    {
+        var user = store.FindUser(p.UserId, null)!;
+        string T(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+        var token = new JsonObject
+        {
+            ["methods"] = new JsonArray(p.Methods.Select(m => (JsonNode?)m).ToArray()),
+            ["user"] = new JsonObject
+            {
+                ["id"] = user.Id, ["name"] = user.Name, ["password_expires_at"] = null,
+                ["domain"] = new JsonObject { ["id"] = BuiltInIdentityStore.DefaultDomainId, ["name"] = BuiltInIdentityStore.DefaultDomainName },
+            },
+            ["audit_ids"] = new JsonArray(p.AuditId),
+            ["expires_at"] = T(p.ExpiresAt),
+            ["issued_at"] = T(p.IssuedAt),
+        };
+        if (p.ProjectId is not null && store.FindProject(p.ProjectId, null) is { } project)
+        {
+            token["project"] = new JsonObject
+            {
+                ["id"] = project.Id, ["name"] = project.Name,
+                ["domain"] = new JsonObject { ["id"] = BuiltInIdentityStore.DefaultDomainId, ["name"] = BuiltInIdentityStore.DefaultDomainName },
+            };
+            token["is_domain"] = false;
+            token["roles"] = new JsonArray(store.RolesOf(user.Id, project.Id).Select(r => (JsonNode?)new JsonObject { ["id"] = r, ["name"] = r }).ToArray());
+            if (includeCatalog) token["catalog"] = Catalog(baseUrl);
+        }
+        return token;
+    }
+
+    private static JsonArray Catalog(string baseUrl)
+    {
+        JsonArray Endpoints(string url) => new(new[] { "public", "internal", "admin" }.Select(i => (JsonNode?)new JsonObject
+        {
+            ["id"] = $"{i}-{url.GetHashCode():x}", ["interface"] = i, ["region"] = "RegionOne", ["region_id"] = "RegionOne", ["url"] = url,
+        }).ToArray());
+        return
+        [
+            new JsonObject { ["id"] = "identity", ["type"] = "identity", ["name"] = "keystone", ["endpoints"] = Endpoints($"{baseUrl}/identity/v3") },
+            new JsonObject { ["id"] = "container-infra", ["type"] = "container-infra", ["name"] = "magnum", ["endpoints"] = Endpoints($"{baseUrl}/v1") },
+        ];
+    }
+
+    private static IResult Unauthorized() => Error(401, "Unauthorized", "The request you have made requires authentication.");
+
+    private static IResult Error(int code, string title, string message)
+        => Results.Json(new JsonObject { ["error"] = new JsonObject { ["code"] = code, ["title"] = title, ["message"] = message } }, statusCode: code);
+}

@@ -1,0 +1,133 @@
+using Magnetar.Api;
+using Magnetar.Bootstrap;
+using Magnetar.Bootstrap.Secrets;
+using Magnetar.Cloud;
+using Magnetar.Cloud.Simulated;
+using Magnetar.Conductor;
+using Magnetar.Identity;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
+
+namespace Magnetar.Server;
+
+/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>.</summary>
+public static class MagnetarHost
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var command = args.Length > 0 && !args[0].StartsWith('-') ? args[0] : "serve";
+        var rest = args.Length > 0 && !args[0].StartsWith('-') ? args[1..] : args;
+        switch (command)
+        {
+            case "serve":
+            {
+                var app = Build(rest);
+                await app.RunAsync();
+                return 0;
+            }
+            case "migrate":
+            {
+                var app = Build(rest);
+                await app.Services.GetRequiredService<IDbContextFactory<MagnetarDbContext>>().MigrateAsync();
+                Console.WriteLine("database migrated");
+                return 0;
+            }
+            case "help" or "--help" or "-h":
+                Console.WriteLine("usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]");
+                return 0;
+            default:
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate)");
+                return 2;
+        }
+    }
+
+    /// <summary>Builds the application; tests use <see cref="Configure"/> through WebApplicationFactory instead.</summary>
+    public static WebApplication Build(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args) });
+        Configure(builder);
+        var app = builder.Build();
+        Configure(app);
+        return app;
+    }
+
+    /// <summary>Maps <c>--data-dir X</c> onto configuration; everything else is standard ASP.NET Core configuration.</summary>
+    private static string[] Normalize(string[] args)
+    {
+        var list = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--data-dir" && i + 1 < args.Length) { list.Add("--Magnetar:DataDir=" + args[++i]); continue; }
+            if (args[i].StartsWith("--data-dir=")) { list.Add("--Magnetar:DataDir=" + args[i]["--data-dir=".Length..]); continue; }
+            list.Add(args[i]);
+        }
+        return list.ToArray();
+    }
+
+    public static void Configure(WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        var dataDir = Path.GetFullPath(config["Magnetar:DataDir"] ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+        Directory.CreateDirectory(dataDir);
+        config["Magnetar:DataDir"] = dataDir;
+
+        if (string.IsNullOrEmpty(config["urls"]) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")))
+            builder.WebHost.UseUrls("http://127.0.0.1:9511");
+
+        var apiOptions = config.GetSection("Magnetar:Api").Get<ApiOptions>() ?? new ApiOptions();
+        apiOptions.PublicUrl ??= config["Magnetar:PublicUrl"];
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = apiOptions.MaxRequestBodyBytes);
+
+        var db = config.GetSection("Magnetar:Database").Get<DatabaseOptions>() ?? new DatabaseOptions();
+        if (string.IsNullOrEmpty(db.ConnectionString) && !db.IsPostgres)
+            db.ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30;Pooling=True";
+        builder.Services.AddMagnetarPersistence(db);
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddMagnetarIdentity(config);
+        builder.Services.AddMagnumApi(apiOptions);
+
+        // Secrets at rest (CA keys): keys from configuration, or a key file in the data directory.
+        var secretOptions = config.GetSection("Magnetar:Secrets").Get<SecretProtectionOptions>();
+        if (secretOptions is null || secretOptions.Keys.Count == 0)
+            secretOptions = KeyFile.LoadOrCreate(Path.Combine(dataDir, "secret.key"));
+        builder.Services.AddSingleton(secretOptions);
+        builder.Services.AddSingleton<ISecretProtector, AesGcmSecretProtector>();
+        builder.Services.AddSingleton<IClusterCertificates, ClusterCertificates>();
+
+        // Cloud provider.
+        var provider = config["Magnetar:Cloud:Provider"] ?? "simulated";
+        if (provider != "simulated")
+            throw new InvalidOperationException($"Unknown cloud provider '{provider}': this build supports 'simulated' (the OpenStack driver is issue #4).");
+        var simOptions = config.GetSection("Magnetar:Cloud:Simulated").Get<SimulatedCloudOptions>() ?? new SimulatedCloudOptions();
+        builder.Services.AddSingleton(simOptions);
+        builder.Services.AddSingleton<SimulatedCloudFaults>();
+        builder.Services.AddSingleton<ICloudProvider, SimulatedCloudProvider>();
+        builder.Services.AddSingleton<IUserDataRenderer, NodeIdentityUserDataRenderer>();
+
+        // Migrations run first: hosted services start in registration order.
+        builder.Services.AddHostedService<StartupTasks>();
+
+        // Conductor.
+        var conductor = config.GetSection("Magnetar:Conductor").Get<ConductorOptions>() ?? new ConductorOptions();
+        builder.Services.AddSingleton(conductor);
+        builder.Services.AddSingleton<ReconcileSignal>();
+        builder.Services.AddSingleton<ConductorIdentity>();
+        builder.Services.AddScoped<ClusterReconciler>();
+        if (conductor.Enabled)
+        {
+            builder.Services.AddHostedService<ConductorService>();
+            builder.Services.AddHostedService<ServiceHeartbeat>();
+        }
+    }
+
+    public static void Configure(WebApplication app)
+    {
+        app.UseMagnumApi();
+        app.UseRouting();
+        app.UseTokenAuthentication();
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapBuiltInIdentity();
+        app.MapMagnumApi();
+    }
+}

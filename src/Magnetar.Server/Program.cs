@@ -1,0 +1,3 @@
+using Magnetar.Server;
+
+return await MagnetarHost.RunAsync(args);

@@ -1,0 +1,39 @@
+using Magnetar.Identity;
+using Magnetar.Persistence;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.EntityFrameworkCore;
+
+namespace Magnetar.Server;
+
+/// <summary>
+/// Runs before the server accepts requests: applies database migrations, and in standalone (built-in identity)
+/// mode seeds the admin and demo users and writes the openrc files next to the database.
+/// </summary>
+public sealed class StartupTasks(
+    IDbContextFactory<MagnetarDbContext> dbFactory,
+    IConfiguration config,
+    IServiceProvider services,
+    IHostApplicationLifetime lifetime,
+    ILogger<StartupTasks> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken ct)
+    {
+        await dbFactory.MigrateAsync(ct);
+        logger.LogInformation("Database ready ({Provider})", services.GetRequiredService<DatabaseOptions>().Provider);
+        lifetime.ApplicationStarted.Register(WriteOpenrc);
+    }
+
+    private void WriteOpenrc()
+    {
+        if (!string.Equals(config["Magnetar:Identity:Mode"] ?? "builtin", "builtin", StringComparison.OrdinalIgnoreCase)) return;
+        var server = services.GetRequiredService<IServer>();
+        var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:9511";
+        var publicUrl = config["Magnetar:PublicUrl"] ?? address.Replace("0.0.0.0", "127.0.0.1").Replace("[::]", "127.0.0.1");
+        var dataDir = config["Magnetar:DataDir"]!;
+        var files = services.GetRequiredService<BuiltInIdentityStore>().SeedStandalone(dataDir, publicUrl.TrimEnd('/'));
+        foreach (var f in files) logger.LogInformation("Wrote {File}: source it and run 'openstack coe cluster list'", f);
+    }
+
+    public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+}
