@@ -94,7 +94,8 @@ public sealed class Schema(string argumentName, params Field[] fields)
             case FieldKind.Int:
             {
                 long n;
-                if (node is JsonValue v && v.TryGetValue<long>(out var l)) n = l;
+                if (node is JsonValue v0 && v0.TryGetValue<int>(out var i32)) n = i32;
+                else if (node is JsonValue v && v.TryGetValue<long>(out var l)) n = l;
                 else if (node is JsonValue v2 && v2.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < 1e15) n = (long)d;
                 else if (node is JsonValue v3 && v3.TryGetValue<string>(out var str) && long.TryParse(str, NumberStyles.Integer, CultureInfo.InvariantCulture, out var p)) n = p;
                 else throw Invalid(f, node, "Wrong type. Expected 'int'.");
@@ -218,8 +219,10 @@ public static class BodyReader
         try
         {
             using var doc = await JsonDocument.ParseAsync(request.Body, Options, ct);
-            return JsonNode.Parse(doc.RootElement.GetRawText(), documentOptions: Options)
-                   ?? throw MagnumError.BadRequest("The request body is empty or null.");
+            var node = JsonNode.Parse(doc.RootElement.GetRawText(), documentOptions: Options)
+                       ?? throw MagnumError.BadRequest("The request body is empty or null.");
+            Materialize(node);
+            return node;
         }
         catch (JsonException e)
         {
@@ -227,7 +230,22 @@ public static class BodyReader
         }
         catch (ArgumentException e)
         {
+            // e.g. the same attribute twice in one object
             throw MagnumError.BadRequest($"Invalid JSON in the request body: {e.Message}");
+        }
+    }
+
+    /// <summary>JsonObject builds its dictionary lazily; walk it now so duplicate keys fail here, as a 400.</summary>
+    private static void Materialize(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (_, v) in o) Materialize(v);
+                break;
+            case JsonArray a:
+                foreach (var v in a) Materialize(v);
+                break;
         }
     }
 

@@ -47,6 +47,12 @@ public sealed class MagnumErrorMiddleware(RequestDelegate next, ILogger<MagnumEr
         http.Response.Headers["X-OpenStack-Request-Id"] = requestId;
         try
         {
+            var limit = http.RequestServices.GetService(typeof(ApiOptions)) is ApiOptions o ? o.MaxRequestBodyBytes : 1024 * 1024;
+            if (http.Request.ContentLength > limit)
+                throw new MagnumError(413, $"Request body too large: the limit is {limit} bytes.");
+            // Bodies without Content-Length (chunked) are cut off at the same limit while being read.
+            if (http.Request.ContentLength is null && http.Request.Body.CanRead)
+                http.Request.Body = new LengthLimitedStream(http.Request.Body, limit);
             await next(http);
         }
         catch (MagnumError e)
@@ -71,4 +77,28 @@ public sealed class MagnumErrorMiddleware(RequestDelegate next, ILogger<MagnumEr
             await MagnumErrors.WriteAsync(http, 500, $"An unknown exception occurred (request {requestId}).", "server");
         }
     }
+}
+
+/// <summary>A read-only stream that fails with a 413 once more than <c>limit</c> bytes were read.</summary>
+internal sealed class LengthLimitedStream(Stream inner, long limit) : Stream
+{
+    private long _read;
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => Count(await inner.ReadAsync(buffer, ct));
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+    private int Count(int n)
+    {
+        _read += n;
+        if (_read > limit) throw new MagnumError(413, $"Request body too large: the limit is {limit} bytes.");
+        return n;
+    }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
