@@ -38,7 +38,8 @@ public static class Clusters
     public static async Task<string> CreateClusterAsync(HttpClient c, string template, string? name = null, string extra = "")
     {
         name ??= UniqueName("c");
-        var created = await c.PostJson("/v1/clusters", $$"""{"name": "{{name}}", "cluster_template_id": "{{template}}", "node_count": 1{{extra}}}""").ExpectAsync(202);
+        var nodeCount = extra.Contains("\"node_count\"") ? "" : ", \"node_count\": 1";
+        var created = await c.PostJson("/v1/clusters", $$"""{"name": "{{name}}", "cluster_template_id": "{{template}}"{{nodeCount}}{{extra}}}""").ExpectAsync(202);
         return created["uuid"]!.GetValue<string>();
     }
 
