@@ -44,7 +44,7 @@ public static class MagnetarHost
     /// <summary>Builds the application; tests use <see cref="Configure"/> through WebApplicationFactory instead.</summary>
     public static WebApplication Build(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args) });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory });
         Configure(builder);
         var app = builder.Build();
         Configure(app);

@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Magnetar.Domain;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
+
+// Magnetar API benchmark: starts the published server as a child process (like an operator would), measures
+// start-to-serving time and RSS, seeds N clusters directly in its database, then measures latency percentiles and
+// throughput of GET /v1/clusters, GET /v1/clusters/detail and POST+DELETE /v1/clustertemplates.
+// usage: Magnetar.Bench --server <path/magnetar.dll> [--db sqlite|postgres] [--pg <conn string>] [--clusters 10000]
+//                       [--requests 200] [--concurrency 4] [--out results.md]
+
+var opts = ParseArgs(args);
+var serverDll = opts.GetValueOrDefault("server") ?? throw new ArgumentException("--server <path to magnetar.dll> is required");
+var dbKind = opts.GetValueOrDefault("db") ?? "sqlite";
+var clusters = int.Parse(opts.GetValueOrDefault("clusters") ?? "10000");
+var requests = int.Parse(opts.GetValueOrDefault("requests") ?? "200");
+var concurrency = int.Parse(opts.GetValueOrDefault("concurrency") ?? "4");
+var outFile = opts.GetValueOrDefault("out");
+
+var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
+var port = FreePort();
+var url = $"http://127.0.0.1:{port}";
+string? pgDb = null;
+var serverArgs = new List<string> { serverDll, "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning" };
+DatabaseOptions dbOptions;
+if (dbKind == "postgres")
+{
+    var baseCs = opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES") ?? throw new ArgumentException("--pg or MAGNETAR_TEST_POSTGRES required");
+    pgDb = "magnetar_bench_" + Guid.NewGuid().ToString("N")[..8];
+    await Psql(baseCs, $"CREATE DATABASE \"{pgDb}\"");
+    var cs = new Npgsql.NpgsqlConnectionStringBuilder(baseCs) { Database = pgDb }.ConnectionString;
+    serverArgs.AddRange(["--Magnetar:Database:Provider=postgres", "--Magnetar:Database:ConnectionString=" + cs]);
+    dbOptions = new DatabaseOptions { Provider = "postgres", ConnectionString = cs };
+}
+else
+{
+    dbOptions = new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30" };
+}
+
+var report = new StringBuilder();
+void Line(string s) { Console.WriteLine(s); report.AppendLine(s); }
+Line($"## {dbKind}, {clusters} clusters — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {Environment.OSVersion}");
+
+// 1. start-to-serving (first start includes migrations; the second start is a restart on an existing database)
+var (proc, startMs) = await StartServer(serverArgs, url);
+Line($"- start to serving (fresh database, migrations applied): {startMs:F0} ms");
+await StopServer(proc);
+(proc, startMs) = await StartServer(serverArgs, url);
+Line($"- start to serving (existing database): {startMs:F0} ms");
+Line($"- RSS after start: {Rss(proc) / 1024.0 / 1024:F1} MiB");
+
+try
+{
+    var openrc = File.ReadAllLines(Path.Combine(dataDir, "openrc-demo")).Where(l => l.StartsWith("export ")).Select(l => l[7..].Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+    using var http = new HttpClient { BaseAddress = new Uri(url) };
+    var (token, projectId, userId) = await Token(http, openrc["OS_USERNAME"], openrc["OS_PASSWORD"], openrc["OS_PROJECT_NAME"]);
+    http.DefaultRequestHeaders.Add("X-Auth-Token", token);
+    http.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+
+    // 2. seed
+    var seedWatch = Stopwatch.StartNew();
+    await Seed(dbOptions, clusters, projectId, userId);
+    Line($"- seeded {clusters} clusters (2 nodegroups each) directly in the database in {seedWatch.Elapsed.TotalSeconds:F1} s");
+
+    // 3. measure
+    await Measure("GET /v1/clusters (default page: 1000 of them)", () => http.GetAsync("/v1/clusters"));
+    await Measure("GET /v1/clusters?limit=50", () => http.GetAsync("/v1/clusters?limit=50"));
+    await Measure("GET /v1/clusters/detail (1000 of them)", () => http.GetAsync("/v1/clusters/detail"));
+    var firstUuid = (await http.GetFromJsonAsync<JsonObject>("/v1/clusters?limit=1"))!["clusters"]![0]!["uuid"]!.GetValue<string>();
+    await Measure("GET /v1/clusters/{uuid}", () => http.GetAsync($"/v1/clusters/{firstUuid}"));
+    var n = 0;
+    await Measure("POST + DELETE /v1/clustertemplates (pair)", async () =>
+    {
+        var name = $"bench-{Interlocked.Increment(ref n)}";
+        var created = await http.PostAsync("/v1/clustertemplates", new StringContent($$"""{"name": "{{name}}", "coe": "kubernetes", "image_id": "img"}""", Encoding.UTF8, "application/json"));
+        if ((int)created.StatusCode != 201) return created;
+        var uuid = (await created.Content.ReadFromJsonAsync<JsonObject>())!["uuid"]!.GetValue<string>();
+        return await http.DeleteAsync($"/v1/clustertemplates/{uuid}");
+    });
+    Line($"- RSS after the load: {Rss(proc) / 1024.0 / 1024:F1} MiB");
+}
+finally
+{
+    await StopServer(proc);
+    if (pgDb is not null) await Psql(opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES")!, $"DROP DATABASE IF EXISTS \"{pgDb}\" WITH (FORCE)");
+    Directory.Delete(dataDir, true);
+}
+if (outFile is not null) File.AppendAllText(outFile, report + "\n");
+return 0;
+
+async Task Measure(string name, Func<Task<HttpResponseMessage>> call)
+{
+    for (int i = 0; i < 5; i++) (await call()).Dispose(); // warm-up
+    var latencies = new List<double>();
+    var errors = 0;
+    var total = Stopwatch.StartNew();
+    var next = 0;
+    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+    {
+        while (Interlocked.Increment(ref next) <= requests)
+        {
+            var sw = Stopwatch.StartNew();
+            using var resp = await call();
+            await resp.Content.ReadAsByteArrayAsync();
+            sw.Stop();
+            lock (latencies) latencies.Add(sw.Elapsed.TotalMilliseconds);
+            if ((int)resp.StatusCode >= 300) Interlocked.Increment(ref errors);
+        }
+    }));
+    total.Stop();
+    latencies.Sort();
+    double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
+    Line(string.Create(CultureInfo.InvariantCulture,
+        $"- {name}: {requests} requests, {concurrency} concurrent — p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, {requests / total.Elapsed.TotalSeconds:F0} req/s, errors {errors}"));
+}
+
+static async Task Seed(DatabaseOptions options, int count, string projectId, string userId)
+{
+    MagnetarDbContext Create()
+    {
+        if (options.IsPostgres)
+        {
+            var b = new DbContextOptionsBuilder<PostgresMagnetarDbContext>().UseNpgsql(options.ConnectionString);
+            return new PostgresMagnetarDbContext(b.Options);
+        }
+        var s = new DbContextOptionsBuilder<SqliteMagnetarDbContext>().UseSqlite(options.ConnectionString);
+        return new SqliteMagnetarDbContext(s.Options);
+    }
+    var template = new ClusterTemplate { Uuid = Guid.NewGuid().ToString(), Name = "bench-template", ProjectId = projectId, UserId = userId, ImageId = "fedora-coreos-40", CreatedAt = DateTimeOffset.UtcNow, Labels = new() { ["kube_tag"] = "v1.31.1" } };
+    await using (var db = Create()) { db.ClusterTemplates.Add(template); await db.SaveChangesAsync(); }
+    for (int batch = 0; batch < count; batch += 1000)
+    {
+        await using var db = Create();
+        db.ChangeTracker.AutoDetectChangesEnabled = false;
+        for (int i = batch; i < Math.Min(count, batch + 1000); i++)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var c = new Cluster
+            {
+                Uuid = Guid.NewGuid().ToString(), Name = $"bench-{i:D5}", ProjectId = projectId, UserId = userId, ClusterTemplateId = template.Uuid,
+                Status = ClusterStatus.CreateComplete, StatusReason = "CREATE completed successfully", HealthStatus = "HEALTHY",
+                ApiAddress = "https://172.24.4.10:6443", CoeVersion = "v1.31.1", CreatedAt = now, Labels = new() { ["kube_tag"] = "v1.31.1" },
+                FlavorId = "m1.small", MasterFlavorId = "m1.medium",
+            };
+            foreach (var (name, role, addr) in new[] { ("default-master", "master", "10.0.0.10"), ("default-worker", "worker", "10.0.0.11") })
+                c.NodeGroups.Add(new NodeGroup { Uuid = Guid.NewGuid().ToString(), Name = name, Role = role, ClusterId = c.Uuid, ProjectId = projectId, NodeCount = 1, IsDefault = true, Status = ClusterStatus.CreateComplete, NodeAddresses = [addr], CreatedAt = now });
+            db.Clusters.Add(c);
+        }
+        await db.SaveChangesAsync();
+    }
+}
+
+static async Task<(string, string, string)> Token(HttpClient http, string user, string password, string project)
+{
+    var body = new JsonObject
+    {
+        ["auth"] = new JsonObject
+        {
+            ["identity"] = new JsonObject
+            {
+                ["methods"] = new JsonArray("password"),
+                ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = user, ["password"] = password, ["domain"] = new JsonObject { ["name"] = "Default" } } },
+            },
+            ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = project, ["domain"] = new JsonObject { ["name"] = "Default" } } },
+        },
+    };
+    var resp = await http.PostAsJsonAsync("/identity/v3/auth/tokens?nocatalog", body);
+    resp.EnsureSuccessStatusCode();
+    var json = (await resp.Content.ReadFromJsonAsync<JsonObject>())!;
+    return (resp.Headers.GetValues("X-Subject-Token").First(), json["token"]!["project"]!["id"]!.GetValue<string>(), json["token"]!["user"]!["id"]!.GetValue<string>());
+}
+
+static async Task<(Process, double)> StartServer(List<string> args, string url)
+{
+    var sw = Stopwatch.StartNew();
+    var psi = new ProcessStartInfo("dotnet", args) { RedirectStandardOutput = true, RedirectStandardError = true };
+    var p = Process.Start(psi)!;
+    p.OutputDataReceived += (_, _) => { };
+    p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("server: " + e.Data); };
+    p.BeginOutputReadLine();
+    p.BeginErrorReadLine();
+    using var http = new HttpClient();
+    while (sw.Elapsed < TimeSpan.FromSeconds(60))
+    {
+        try
+        {
+            using var r = await http.GetAsync(url + "/healthz");
+            if (r.IsSuccessStatusCode)
+            {
+                // serving includes the openrc being written (standalone seeding happens at start)
+                return (p, sw.Elapsed.TotalMilliseconds);
+            }
+        }
+        catch (HttpRequestException) { }
+        await Task.Delay(20);
+    }
+    p.Kill(true);
+    throw new InvalidOperationException("server did not start");
+}
+
+static async Task StopServer(Process p)
+{
+    if (p.HasExited) return;
+    Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+    if (!p.WaitForExit(15000)) p.Kill(true);
+    await Task.CompletedTask;
+}
+
+static long Rss(Process p)
+{
+    var line = File.ReadAllLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmRSS:"));
+    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+}
+
+static int FreePort()
+{
+    var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+    l.Start();
+    var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    l.Stop();
+    return port;
+}
+
+static async Task Psql(string cs, string sql)
+{
+    await using var conn = new Npgsql.NpgsqlConnection(cs);
+    await conn.OpenAsync();
+    await using var cmd = new Npgsql.NpgsqlCommand(sql, conn);
+    await cmd.ExecuteNonQueryAsync();
+}
+
+static Dictionary<string, string> ParseArgs(string[] a)
+{
+    var d = new Dictionary<string, string>();
+    for (int i = 0; i + 1 < a.Length; i += 2) d[a[i].TrimStart('-')] = a[i + 1];
+    return d;
+}
