@@ -114,7 +114,9 @@ public sealed class KeystoneTokenValidator(HttpClient http, KeystoneOptions opti
                 },
             };
             HttpResponseMessage response;
-            try { response = await http.PostAsJsonAsync(Url("/auth/tokens?nocatalog"), body, ct); }
+            // A StringContent (with Content-Length): Keystone under uwsgi's http-socket rejects chunked request bodies.
+            using var content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            try { response = await http.PostAsync(Url("/auth/tokens?nocatalog"), content, ct); }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
                 throw new IdentityUnavailableException($"Keystone at {options.AuthUrl} did not answer: {e.Message}", e);

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# A real Keystone (Debian's keystone package, OpenStack Zed) on 127.0.0.1:35000 for Magnetar's keystone-mode tests.
+# usage: deploy/keystone.sh start|stop|status [STATE_DIR]     (default STATE_DIR: .work/keystone)
+# Own config, SQLite database, fernet keys, uwsgi process and log, all in STATE_DIR; nothing of /etc/keystone is used.
+# Creates: admin (bootstrap), project service + user magnetar (admin role on service, like Magnum's service user),
+# project demo + users demo (member) and demo-reader (reader); writes STATE_DIR/env with their credentials.
+set -euo pipefail
+cmd=${1:-status}
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=$(realpath -m "${2:-$root/.work/keystone}")
+port=${MAGNETAR_KEYSTONE_PORT:-35000}
+url="http://127.0.0.1:$port/v3"
+conf="$state/keystone.conf"
+
+ensure_installed() {
+  if [ ! -x /usr/bin/keystone-wsgi-public ] || ! dpkg-query -W -f='${Status}' uwsgi-plugin-python3 2>/dev/null | grep -q "ok installed"; then
+    echo "keystone.sh: installing keystone from Debian" >&2
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keystone uwsgi-plugin-python3 python3-openstackclient >/dev/null
+    rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+running() { [ -f "$state/uwsgi.pid" ] && kill -0 "$(cat "$state/uwsgi.pid")" 2>/dev/null; }
+
+os() { # openstack CLI as the bootstrap admin
+  OS_AUTH_URL=$url OS_USERNAME=admin OS_PASSWORD=$(cat "$state/admin.password") OS_PROJECT_NAME=admin \
+  OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 HOME="$state" \
+  openstack "$@"
+}
+
+# uwsgi's http-socket closes idle keep-alive connections, so a client call may see "connection aborted":
+# retry, and count "already exists" as success for a create that went through before the reset.
+osr() {
+  local out
+  for _ in 1 2 3 4 5; do
+    out=$(os "$@" 2>&1) && return 0
+    echo "$out" | grep -qiE "conflict|already exists|duplicate" && return 0
+    sleep 0.5
+  done
+  echo "$out" >&2; return 1
+}
+
+pw() { [ -f "$state/$1.password" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > "$state/$1.password"); cat "$state/$1.password"; }
+
+case "$cmd" in
+  start)
+    ensure_installed
+    mkdir -p "$state/fernet-keys" "$state/credential-keys"
+    chmod 700 "$state"
+    cat > "$conf" <<CONF
+[DEFAULT]
+log_file = $state/keystone.log
+[database]
+connection = sqlite:///$state/keystone.db
+[token]
+provider = fernet
+expiration = 3600
+[fernet_tokens]
+key_repository = $state/fernet-keys
+[fernet_receipts]
+key_repository = $state/fernet-keys
+[credential]
+key_repository = $state/credential-keys
+CONF
+    admin_pw=$(pw admin)
+    if [ ! -f "$state/bootstrapped" ]; then
+      km() { keystone-manage --config-file "$conf" "$@"; }
+      km db_sync
+      km fernet_setup --keystone-user root --keystone-group root
+      km credential_setup --keystone-user root --keystone-group root
+      km bootstrap --bootstrap-password "$admin_pw" --bootstrap-admin-url "$url" --bootstrap-public-url "$url" \
+         --bootstrap-internal-url "$url" --bootstrap-region-id RegionOne >/dev/null
+      touch "$state/bootstrapped"
+    fi
+    running || OS_KEYSTONE_CONFIG_FILES="$conf" uwsgi --http-socket "127.0.0.1:$port" --plugins python3 \
+      --wsgi-file /usr/bin/keystone-wsgi-public --processes 2 --threads 1 --master --die-on-term \
+      --env OS_KEYSTONE_CONFIG_FILES="$conf" --disable-logging --pidfile "$state/uwsgi.pid" --daemonize "$state/uwsgi.log"
+    for _ in $(seq 1 120); do curl -sf "$url" >/dev/null && break; sleep 0.25; done
+    curl -sf "$url" >/dev/null || { echo "keystone.sh: Keystone did not start; see $state/uwsgi.log" >&2; exit 1; }
+    if [ ! -f "$state/seeded" ]; then
+      osr project create --domain default service
+      osr project create --domain default demo
+      osr role create member
+      osr role create reader
+      osr user create --domain default --password "$(pw magnetar)" magnetar
+      osr role add --project service --user magnetar admin
+      osr user create --domain default --password "$(pw demo)" demo
+      osr role add --project demo --user demo member
+      osr user create --domain default --password "$(pw demo-reader)" demo-reader
+      osr role add --project demo --user demo-reader reader
+      touch "$state/seeded"
+    fi
+    umask 077
+    cat > "$state/env" <<ENV
+KEYSTONE_URL=$url
+ADMIN_PASSWORD=$(pw admin)
+SERVICE_USER=magnetar
+SERVICE_PASSWORD=$(pw magnetar)
+SERVICE_PROJECT=service
+DEMO_USER=demo
+DEMO_PASSWORD=$(pw demo)
+DEMO_PROJECT=demo
+READER_USER=demo-reader
+READER_PASSWORD=$(pw demo-reader)
+ENV
+    echo "keystone.sh: Keystone running on $url (state $state)" >&2
+    ;;
+  stop)
+    if running; then kill -TERM "$(cat "$state/uwsgi.pid")"; for _ in $(seq 1 40); do running || break; sleep 0.25; done; echo "keystone.sh: stopped" >&2; fi
+    rm -f "$state/uwsgi.pid"
+    ;;
+  status)
+    if running && curl -sf "$url" >/dev/null; then echo "running on $url"; else echo "stopped"; exit 3; fi
+    ;;
+  *) echo "usage: $0 start|stop|status [STATE_DIR]" >&2; exit 2 ;;
+esac
