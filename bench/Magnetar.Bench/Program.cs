@@ -76,7 +76,7 @@ try
     await Measure("POST + DELETE /v1/clustertemplates (pair)", async () =>
     {
         var name = $"bench-{Interlocked.Increment(ref n)}";
-        var created = await http.PostAsync("/v1/clustertemplates", new StringContent($$"""{"name": "{{name}}", "coe": "kubernetes", "image_id": "img"}""", Encoding.UTF8, "application/json"));
+        var created = await http.PostAsync("/v1/clustertemplates", new StringContent($$"""{"name": "{{name}}", "coe": "kubernetes", "image_id": "fedora-coreos-40"}""", Encoding.UTF8, "application/json"));
         if ((int)created.StatusCode != 201) return created;
         var uuid = (await created.Content.ReadFromJsonAsync<JsonObject>())!["uuid"]!.GetValue<string>();
         return await http.DeleteAsync($"/v1/clustertemplates/{uuid}");

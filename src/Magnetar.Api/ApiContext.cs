@@ -8,8 +8,16 @@ using Microsoft.EntityFrameworkCore;
 namespace Magnetar.Api;
 
 /// <summary>Per-request services every Magnum endpoint needs: the database, the caller, the clock, links.</summary>
-public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor)
+public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor, Magnetar.Cloud.ICloudProvider cloud)
 {
+    /// <summary>Refuses references to images, flavors, networks or keypairs the cloud does not have (Magnum's validate_os_resources).</summary>
+    public async Task ValidateCloudReferencesAsync(string? image, IEnumerable<string?> flavors, string? externalNetwork, string? keypair, string projectId, CancellationToken ct)
+    {
+        var error = await cloud.ValidateReferencesAsync(new Magnetar.Cloud.CloudReferences(image,
+            flavors.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!).Distinct().ToList(), externalNetwork, keypair), projectId, ct);
+        if (error is not null) throw new MagnumError(error.StatusCode, error.Message);
+    }
+
     public MagnetarDbContext Db { get; } = db;
     public ApiOptions Options { get; } = options;
     public TimeProvider Time { get; } = time;

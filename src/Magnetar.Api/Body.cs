@@ -22,6 +22,8 @@ public sealed record Field(string Name, FieldKind Kind)
     public bool Mandatory { get; init; }
     /// <summary>Null is accepted and means "unset".</summary>
     public bool Nullable { get; init; } = true;
+    /// <summary>An empty string means "unset" (used for keypairs: a tenant without SSH access sends "").</summary>
+    public bool EmptyIsNull { get; init; }
 
     public static Field Str(string name, int min = 1, int? max = 255) => new(name, FieldKind.String) { MinLength = min, MaxLength = max };
     public static Field Int(string name, long? min = null, long? max = null) => new(name, FieldKind.Int) { Minimum = min, Maximum = max };
@@ -83,6 +85,7 @@ public sealed class Schema(string argumentName, params Field[] fields)
             {
                 if (node is not JsonValue v || !v.TryGetValue<string>(out var s))
                     throw Invalid(f, node, "Wrong type. Expected 'str'.");
+                if (f.EmptyIsNull && s.Length == 0) return null;
                 if (f.Allowed is not null && !f.Allowed.Contains(s))
                     throw Invalid(f, node, $"Value should be one of: {string.Join(", ", f.Allowed)}");
                 if (s.Length < f.MinLength) throw Invalid(f, node, $"Value should have a minimum character requirement of {f.MinLength}");

@@ -69,6 +69,7 @@ public static class ClusterTemplatesApi
         if ((t.Public || t.Hidden) && !caller.IsAdmin)
             throw MagnumError.Forbidden("Not authorized to set public or hidden flag for cluster template.");
         ValidateTemplate(t);
+        await ctx.ValidateCloudReferencesAsync(t.ImageId, [t.FlavorId, t.MasterFlavorId], t.ExternalNetworkId, t.KeypairId, caller.ProjectId, ct);
         ctx.Db.ClusterTemplates.Add(t);
         await ctx.Db.SaveChangesAsync(ct);
         ctx.Http.Response.Headers.Location = $"{ctx.BaseUrl}/v1/clustertemplates/{t.Uuid}";
@@ -78,10 +79,11 @@ public static class ClusterTemplatesApi
     private static async Task<IResult> Update(ApiContext ctx, string ident, CancellationToken ct)
     {
         var caller = Policy.Member(ctx.Http, "clustertemplate:update");
+        var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
+        JsonPatch.EnsureWellFormed(patch);
         var t = await ctx.FindTemplateAsync(caller, ident, track: true, ct);
         if (!Policy.CanSee(caller, t.ProjectId))
             throw MagnumError.PolicyNotAuthorized("clustertemplate:update"); // a public template of another project: visible, not editable
-        var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
         var before = Views.Template(t, ctx.BaseUrl);
         var after = JsonPatch.Apply(before, patch, [], Schemas.TemplateNonRemovable);
         var changed = after.Where(kv => !JsonNode.DeepEquals(kv.Value, before[kv.Key])).Select(kv => kv.Key).ToList();
@@ -94,6 +96,8 @@ public static class ClusterTemplatesApi
         ValidateTemplate(t);
         if (changed.Count > 0)
         {
+            if (changed.Any(c => c is "image_id" or "flavor_id" or "master_flavor_id" or "external_network_id" or "keypair_id"))
+                await ctx.ValidateCloudReferencesAsync(t.ImageId, [t.FlavorId, t.MasterFlavorId], t.ExternalNetworkId, t.KeypairId, caller.ProjectId, ct);
             // Magnum: a template in use may only be renamed, published or hidden.
             var onlyAllowed = changed.All(c => c is "public" or "hidden") || (changed.Count == 1 && changed[0] == "name");
             if (!onlyAllowed && await ctx.Db.Clusters.AnyAsync(c => c.ClusterTemplateId == t.Uuid, ct))

@@ -103,8 +103,11 @@ public static class ClustersApi
         if (masterCount > 1 && !masterLb)
             throw MagnumError.BadRequest("master_count must be 1 when master_lb_enabled is False");
 
+        await ctx.ValidateCloudReferencesAsync(null, [S("flavor_id") ?? template.FlavorId, S("master_flavor_id") ?? template.MasterFlavorId],
+            null, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
+
         var name = S("name") ?? ResourceNames.Generate("cluster");
-        if (await ctx.Db.Clusters.AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name, ct))
+        if (await ctx.Db.Clusters.AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct))
             throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
 
         var now = ctx.Now;
@@ -141,7 +144,7 @@ public static class ClustersApi
         {
             // The unique (project, name) index caught a concurrent create of the same name.
             ctx.Db.ChangeTracker.Clear();
-            if (await ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name, ct))
+            if (await ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct))
                 throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
             throw;
         }
@@ -182,8 +185,9 @@ public static class ClustersApi
     {
         var caller = Policy.Member(ctx.Http, "cluster:update");
         var version = ApiVersion.Of(ctx.Http);
-        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
         var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
+        JsonPatch.EnsureWellFormed(patch);
+        var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
         var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == cluster.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct) ?? new();
         var before = Views.Cluster(cluster, templateLabels, ctx.BaseUrl, withConditions: false);
         var after = JsonPatch.Apply(before, patch, Schemas.ClusterInternal, ["/cluster_template_id"]);

@@ -16,6 +16,26 @@ public static partial class JsonPatch
 
     private static readonly string[] CommonInternal = ["/created_at", "/id", "/links", "/updated_at", "/uuid", "/project_id", "/user_id"];
 
+    /// <summary>
+    /// Checks the shape of a JSON-patch document before the target is looked up, as wsme does in Magnum: a
+    /// malformed patch is a 400 even when the object does not exist.
+    /// </summary>
+    public static void EnsureWellFormed(JsonNode? patchBody)
+    {
+        if (patchBody is not JsonArray ops)
+            throw MagnumError.BadRequest("The request body must be a JSON-patch document: a list of operations.");
+        foreach (var opNode in ops)
+        {
+            if (opNode is not JsonObject op) throw MagnumError.BadRequest("Each JSON-patch operation must be an object.");
+            var path = (op["path"] as JsonValue)?.TryGetValue<string>(out var p) == true ? p : null;
+            var name = (op["op"] as JsonValue)?.TryGetValue<string>(out var o) == true ? o : null;
+            if (path is null || !PathPattern().IsMatch(path))
+                throw MagnumError.BadRequest($"Invalid input for field/attribute path. Value: '{op["path"]?.ToJsonString() ?? "None"}'. Value should match the pattern ^(/[\\w-]+)+$");
+            if (name is not ("add" or "replace" or "remove"))
+                throw MagnumError.BadRequest($"Invalid input for field/attribute op. Value: '{op["op"]?.ToJsonString() ?? "None"}'. Value should be one of: add, replace, remove");
+        }
+    }
+
     public static JsonObject Apply(JsonObject document, JsonNode? patchBody, IEnumerable<string> internalAttributes, IEnumerable<string> nonRemovable)
     {
         if (patchBody is not JsonArray ops)

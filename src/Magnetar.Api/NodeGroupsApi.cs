@@ -88,6 +88,7 @@ public static class NodeGroupsApi
             throw MagnumError.BadRequest("Resizing a nodegroup to zero is not supported in the provided microversion.");
         ClustersApi.EnsureUpdatable(c);
         var template = await ctx.FindTemplateAsync(caller, c.ClusterTemplateId, track: false, ct);
+        await ctx.ValidateCloudReferencesAsync(v.GetValueOrDefault("image_id") as string, [v.GetValueOrDefault("flavor_id") as string ?? c.FlavorId], null, null, caller.ProjectId, ct);
         var labels = Labels.Inherit(c.Labels, v.GetValueOrDefault("labels") as Dictionary<string, string>, v.GetValueOrDefault("merge_labels") as bool? ?? false);
         LabelRules.Validate(labels);
         var ng = ClustersApi.NewNodeGroup(c, name, role, nodeCount,
@@ -107,9 +108,10 @@ public static class NodeGroupsApi
     {
         ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Member(ctx.Http, "nodegroup:update");
+        var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
+        JsonPatch.EnsureWellFormed(patch);
         var c = await ctx.FindClusterAsync(caller, cluster, track: true, ct);
         var ng = FindIn(c, ident);
-        var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
         var before = Views.NodeGroup(ng, c, ctx.BaseUrl, expand: true);
         var after = JsonPatch.Apply(before, patch, Schemas.NodeGroupInternal, []);
         var v = Schemas.NodeGroup.Validate(after, enforceMandatory: false);

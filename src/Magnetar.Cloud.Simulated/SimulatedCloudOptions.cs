@@ -7,6 +7,12 @@ public sealed class SimulatedCloudOptions
 {
     /// <summary>How long one simulated cloud step takes (a network, a security group…); servers take two steps.</summary>
     public int StepDelayMs { get; set; } = 1500;
+    /// <summary>The simulated Glance's images (by name), Nova's flavors and Neutron's external networks.</summary>
+    public List<string> Images { get; set; } = ["fedora-coreos-40", "fedora-coreos-latest", "ubuntu-24.04", "ubuntu-22.04", "flatcar-stable"];
+    public List<string> Flavors { get; set; } = ["m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "g1.large", "ds1G", "ds2G", "ds4G"];
+    public List<string> ExternalNetworks { get; set; } = ["public"];
+    /// <summary>Nova keypairs known to the simulated cloud; empty means any name is accepted (no keypair store is simulated).</summary>
+    public List<string> Keypairs { get; set; } = new();
     /// <summary>Faults applied to every cluster, e.g. <c>create:servers</c> or <c>delete:loadbalancer</c>.</summary>
     public List<string> Faults { get; set; } = new();
 }

@@ -236,6 +236,21 @@ public sealed class SimulatedCloudProvider(
         };
     }
 
+    public Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
+    {
+        // Magnum's attr_validator messages and codes (ImageNotFound and FlavorNotFound are 400s, KeyPairNotFound a 404).
+        if (r.ImageId is not null && !options.Images.Contains(r.ImageId))
+            return Task.FromResult<CloudReferenceError?>(new(400, $"Image {r.ImageId} could not be found."));
+        foreach (var f in r.FlavorIds)
+            if (!options.Flavors.Contains(f))
+                return Task.FromResult<CloudReferenceError?>(new(400, $"Unable to find flavor {f}."));
+        if (r.ExternalNetworkId is not null && !options.ExternalNetworks.Contains(r.ExternalNetworkId))
+            return Task.FromResult<CloudReferenceError?>(new(400, $"Unable to find external network {r.ExternalNetworkId}."));
+        if (r.Keypair is not null && options.Keypairs.Count > 0 && !options.Keypairs.Contains(r.Keypair))
+            return Task.FromResult<CloudReferenceError?>(new(404, $"Unable to find keypair {r.Keypair}."));
+        return Task.FromResult<CloudReferenceError?>(null);
+    }
+
     /// <summary>Advances time: BUILD → ACTIVE once ready, DELETING → gone once its deletion finished.</summary>
     private static void Settle(MagnetarDbContext db, List<SimulatedResource> rows, DateTimeOffset now)
     {

@@ -63,6 +63,12 @@ public sealed record DeletionObservation(ProvisionPhase Phase, string? Message, 
     public TimeSpan? RequeueAfter { get; init; }
 }
 
+/// <summary>Cloud resources a template or cluster names, checked before anything is accepted (as Magnum does).</summary>
+public sealed record CloudReferences(string? ImageId, IReadOnlyList<string> FlavorIds, string? ExternalNetworkId, string? Keypair);
+
+/// <summary>A reference the cloud does not know, with the HTTP status and message Magnum answers with.</summary>
+public sealed record CloudReferenceError(int StatusCode, string Message);
+
 /// <summary>
 /// The seam between the conductor and a cloud. Both calls are level-triggered: they look at what exists
 /// (found by the cluster uuid tag), create or delete what differs from the desired state, and return at once
@@ -73,4 +79,7 @@ public interface ICloudProvider
     string Name { get; }
     Task<ClusterObservation> ReconcileAsync(ClusterSpec spec, CancellationToken cancellationToken);
     Task<DeletionObservation> DeleteAsync(string clusterUuid, string clusterName, CancellationToken cancellationToken);
+
+    /// <summary>Checks that image, flavors, external network and keypair exist for the caller's project; null when they do.</summary>
+    Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences references, string projectId, CancellationToken cancellationToken);
 }

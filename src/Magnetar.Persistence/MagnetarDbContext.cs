@@ -44,7 +44,10 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.ToTable("clusters");
             e.HasKey(x => x.Id);
             e.HasIndex(x => x.Uuid).IsUnique();
-            e.HasIndex(x => new { x.ProjectId, x.Name }).IsUnique();
+            // Names are unique per project among clusters that are not being deleted: a tenant may re-create
+            // "mycluster" while the old one is still being torn down (the filter is valid SQL for SQLite and PostgreSQL).
+            e.HasIndex(x => new { x.ProjectId, x.Name }).IsUnique()
+                .HasFilter("\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
             e.HasIndex(x => x.ClusterTemplateId);
             e.HasIndex(x => x.NextReconcileAt);
             e.Property(x => x.Uuid).HasMaxLength(36);

@@ -32,13 +32,37 @@ public static class MagnetarHost
                 Console.WriteLine("database migrated");
                 return 0;
             }
+            case "user-add":
+                return UserAdd(rest);
             case "help" or "--help" or "-h":
-                Console.WriteLine("usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]");
+                Console.WriteLine("""
+                    usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
+                           magnetar user-add --name NAME --password PASSWORD --project PROJECT --role admin|member|reader [--data-dir DIR]
+                             (built-in identity, standalone mode only; run it before 'serve', which reads the users at start)
+                    """);
                 return 0;
             default:
                 Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate)");
                 return 2;
         }
+    }
+
+    /// <summary>Adds a user (and project, role assignment) to the built-in identity of a data directory.</summary>
+    private static int UserAdd(string[] args)
+    {
+        var a = new Dictionary<string, string>();
+        for (int i = 0; i + 1 < args.Length; i += 2) a[args[i].TrimStart('-')] = args[i + 1];
+        if (!a.TryGetValue("name", out var name) || !a.TryGetValue("password", out var password) || !a.TryGetValue("project", out var project))
+        {
+            Console.Error.WriteLine("user-add needs --name, --password and --project (and --role, default member)");
+            return 2;
+        }
+        var role = a.GetValueOrDefault("role") ?? "member";
+        if (role is not ("admin" or "member" or "reader")) { Console.Error.WriteLine("--role is admin, member or reader"); return 2; }
+        var dataDir = Path.GetFullPath(a.GetValueOrDefault("data-dir") ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+        var created = new BuiltInIdentityStore(dataDir).EnsureUser(name, password, project, role);
+        Console.WriteLine(created ? $"user {name} created with role {role} on project {project}" : $"user {name} exists; role {role} on project {project} ensured");
+        return 0;
     }
 
     /// <summary>Builds the application; tests use <see cref="Configure"/> through WebApplicationFactory instead.</summary>

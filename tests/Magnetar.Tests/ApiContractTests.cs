@@ -195,6 +195,9 @@ public abstract class ApiContractTests(HostFixture fixture)
     [InlineData("""{"coe": "kubernetes", "image_id": "x", "public": "maybe"}""", "public")]
     [InlineData("""{"coe": "kubernetes", "image_id": ""}""", "image_id")]
     [InlineData("""[1, 2]""", "JSON object")]
+    [InlineData("""{"coe": "kubernetes", "image_id": "no-such-image"}""", "Image no-such-image could not be found.")]
+    [InlineData("""{"coe": "kubernetes", "image_id": "fedora-coreos-40", "flavor_id": "m9.huge"}""", "Unable to find flavor m9.huge.")]
+    [InlineData("""{"coe": "kubernetes", "image_id": "fedora-coreos-40", "external_network_id": "nowhere"}""", "Unable to find external network nowhere.")]
     [InlineData("""{"coe": "kubernetes", "image_id": """, "Invalid JSON")]
     [InlineData("""{"coe": "kubernetes", "image_id": "x", "image_id": "y"}""", "Invalid JSON")]
     public async Task Template_bad_input_is_400_with_a_reason(string body, string expected)
@@ -308,6 +311,7 @@ public abstract class ApiContractTests(HostFixture fixture)
     [InlineData("""{"cluster_template_id": "TPL", "status": "CREATE_COMPLETE", "uuid": "x"}""", 202, null)]
     [InlineData("""{"name": "x"}""", 400, "cluster_template_id")]
     [InlineData("""{"cluster_template_id": "does-not-exist"}""", 404, "ClusterTemplate does-not-exist could not be found.")]
+    [InlineData("""{"cluster_template_id": "TPL", "flavor_id": "aaa"}""", 400, "Unable to find flavor aaa.")]
     public async Task Cluster_create_validation(string body, int status, string? expected)
     {
         var demo = await Host.ClientAsync("demo");
@@ -338,6 +342,30 @@ public abstract class ApiContractTests(HostFixture fixture)
         var err = await demo.PostJson("/v1/clusters", $$"""{"name": "{{name}}", "cluster_template_id": "{{t["uuid"]}}"}""").ExpectAsync(409);
         Assert.Contains("already exists", err.ErrorDetail());
         await Clusters.CreateClusterAsync(other, t2["uuid"]!.GetValue<string>(), name); // another project may use it
+    }
+
+    [Fact]
+    public async Task A_name_is_free_again_as_soon_as_its_cluster_is_being_deleted()
+    {
+        var demo = await Host.ClientAsync("demo");
+        var t = await Clusters.CreateTemplateAsync(demo);
+        var name = Clusters.UniqueName("again");
+        var first = await Clusters.CreateClusterAsync(demo, t["uuid"]!.GetValue<string>(), name);
+        await demo.DeleteAsync($"/v1/clusters/{first}").ExpectAsync(204);
+        var second = await Clusters.CreateClusterAsync(demo, t["uuid"]!.GetValue<string>(), name);
+        Assert.NotEqual(first, second);
+        await Clusters.WaitForGoneAsync(demo, first);
+        var shown = await demo.GetAsync($"/v1/clusters/{name}").ExpectAsync(200);
+        Assert.Equal(second, shown["uuid"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_malformed_patch_is_400_even_for_an_unknown_object()
+    {
+        var demo = await Host.ClientAsync("demo");
+        var e = await demo.PatchJson($"/v1/clustertemplates/{Guid.NewGuid()}", """{"name": "not a patch"}""").ExpectAsync(400);
+        Assert.Contains("JSON-patch", e.ErrorDetail());
+        await demo.PatchJson($"/v1/clusters/{Guid.NewGuid()}", """[{"op": "jump", "path": "/node_count"}]""").ExpectAsync(400);
     }
 
     [Fact]

@@ -162,7 +162,8 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .IsUnique();
 
                     b.HasIndex("ProjectId", "Name")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasFilter("\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
 
                     b.ToTable("clusters", (string)null);
                 });

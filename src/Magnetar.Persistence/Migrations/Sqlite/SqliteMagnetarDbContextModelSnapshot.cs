@@ -154,7 +154,8 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .IsUnique();
 
                     b.HasIndex("ProjectId", "Name")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasFilter("\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
 
                     b.ToTable("clusters", (string)null);
                 });

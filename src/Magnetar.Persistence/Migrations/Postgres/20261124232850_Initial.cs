@@ -281,7 +281,8 @@ namespace Magnetar.Persistence.Migrations.Postgres
                 name: "IX_clusters_ProjectId_Name",
                 table: "clusters",
                 columns: new[] { "ProjectId", "Name" },
-                unique: true);
+                unique: true,
+                filter: "\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
 
             migrationBuilder.CreateIndex(
                 name: "IX_clusters_Uuid",

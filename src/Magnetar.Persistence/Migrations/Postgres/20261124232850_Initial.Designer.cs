@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Magnetar.Persistence.Migrations.Postgres
 {
     [DbContext(typeof(PostgresMagnetarDbContext))]
-    [Migration("20261124230156_Initial")]
+    [Migration("20261124232850_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -165,7 +165,8 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .IsUnique();
 
                     b.HasIndex("ProjectId", "Name")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasFilter("\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
 
                     b.ToTable("clusters", (string)null);
                 });

@@ -10,7 +10,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Magnetar.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteMagnetarDbContext))]
-    [Migration("20261124230148_Initial")]
+    [Migration("20261124232841_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -157,7 +157,8 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .IsUnique();
 
                     b.HasIndex("ProjectId", "Name")
-                        .IsUnique();
+                        .IsUnique()
+                        .HasFilter("\"Operation\" IS NULL OR (\"Operation\" <> 'delete' AND \"Status\" <> 'DELETE_FAILED')");
 
                     b.ToTable("clusters", (string)null);
                 });
