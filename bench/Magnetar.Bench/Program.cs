@@ -156,18 +156,7 @@ static async Task Seed(DatabaseOptions options, int count, string projectId, str
 
 static async Task<(string, string, string)> Token(HttpClient http, string user, string password, string project)
 {
-    var body = new JsonObject
-    {
-        ["auth"] = new JsonObject
-        {
-            ["identity"] = new JsonObject
-            {
-                ["methods"] = new JsonArray("password"),
-                ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = user, ["password"] = password, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-            },
-            ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = project, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-        },
-    };
+    var body = Magnetar.Identity.KeystoneRequests.PasswordAuth(user, password, project);
     var resp = await http.PostAsJsonAsync("/identity/v3/auth/tokens?nocatalog", body);
     resp.EnsureSuccessStatusCode();
     var json = (await resp.Content.ReadFromJsonAsync<JsonObject>())!;

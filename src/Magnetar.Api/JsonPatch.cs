@@ -22,40 +22,37 @@ public static partial class JsonPatch
     /// </summary>
     public static void EnsureWellFormed(JsonNode? patchBody)
     {
-        if (patchBody is not JsonArray ops)
-            throw MagnumError.BadRequest("The request body must be a JSON-patch document: a list of operations.");
-        foreach (var opNode in ops)
-        {
-            if (opNode is not JsonObject op) throw MagnumError.BadRequest("Each JSON-patch operation must be an object.");
-            var path = (op["path"] as JsonValue)?.TryGetValue<string>(out var p) == true ? p : null;
-            var name = (op["op"] as JsonValue)?.TryGetValue<string>(out var o) == true ? o : null;
-            if (path is null || !PathPattern().IsMatch(path))
-                throw MagnumError.BadRequest($"Invalid input for field/attribute path. Value: '{op["path"]?.ToJsonString() ?? "None"}'. Value should match the pattern ^(/[\\w-]+)+$");
-            if (name is not ("add" or "replace" or "remove"))
-                throw MagnumError.BadRequest($"Invalid input for field/attribute op. Value: '{op["op"]?.ToJsonString() ?? "None"}'. Value should be one of: add, replace, remove");
-        }
+        foreach (var op in Operations(patchBody)) Parse(op);
+    }
+
+    private static JsonArray Operations(JsonNode? patchBody)
+        => patchBody as JsonArray ?? throw MagnumError.BadRequest("The request body must be a JSON-patch document: a list of operations.");
+
+    /// <summary>One operation's op and path, checked as Magnum's JsonPatchType does.</summary>
+    private static (string Op, string Path, JsonObject Node) Parse(JsonNode? opNode)
+    {
+        if (opNode is not JsonObject op) throw MagnumError.BadRequest("Each JSON-patch operation must be an object.");
+        foreach (var (key, _) in op)
+            if (key is not ("op" or "path" or "value"))
+                throw MagnumError.BadRequest($"Unknown attribute for argument patch: {key}");
+        var name = (op["op"] as JsonValue)?.TryGetValue<string>(out var o) == true ? o : null;
+        var path = (op["path"] as JsonValue)?.TryGetValue<string>(out var p) == true ? p : null;
+        if (path is null || !PathPattern().IsMatch(path))
+            throw MagnumError.BadRequest($"Invalid input for field/attribute path. Value: '{op["path"]?.ToJsonString() ?? "None"}'. Value should match the pattern ^(/[\\w-]+)+$");
+        if (name is not ("add" or "replace" or "remove"))
+            throw MagnumError.BadRequest($"Invalid input for field/attribute op. Value: '{op["op"]?.ToJsonString() ?? "None"}'. Value should be one of: add, replace, remove");
+        return (name, path, op);
     }
 
     public static JsonObject Apply(JsonObject document, JsonNode? patchBody, IEnumerable<string> internalAttributes, IEnumerable<string> nonRemovable)
     {
-        if (patchBody is not JsonArray ops)
-            throw MagnumError.BadRequest("The request body must be a JSON-patch document: a list of operations.");
+        var ops = Operations(patchBody);
         var internalSet = CommonInternal.Concat(internalAttributes).ToHashSet();
         var nonRemovableSet = nonRemovable.ToHashSet();
         var doc = (JsonObject)document.DeepClone();
         foreach (var opNode in ops)
         {
-            if (opNode is not JsonObject op)
-                throw MagnumError.BadRequest("Each JSON-patch operation must be an object.");
-            foreach (var (key, _) in op)
-                if (key is not ("op" or "path" or "value"))
-                    throw MagnumError.BadRequest($"Unknown attribute for argument patch: {key}");
-            var opName = (op["op"] as JsonValue)?.TryGetValue<string>(out var o) == true ? o : null;
-            var path = (op["path"] as JsonValue)?.TryGetValue<string>(out var p) == true ? p : null;
-            if (path is null || !PathPattern().IsMatch(path))
-                throw MagnumError.BadRequest($"Invalid input for field/attribute path. Value: '{op["path"]?.ToJsonString() ?? "None"}'. Value should match the pattern ^(/[\\w-]+)+$");
-            if (opName is not ("add" or "replace" or "remove"))
-                throw MagnumError.BadRequest($"Invalid input for field/attribute op. Value: '{op["op"]?.ToJsonString() ?? "None"}'. Value should be one of: add, replace, remove");
+            var (opName, path, op) = Parse(opNode);
             var top = "/" + path.Split('/', StringSplitOptions.RemoveEmptyEntries)[0];
             if (internalSet.Contains(path) || internalSet.Contains(top))
                 throw MagnumError.BadRequest($"'{path}' is an internal attribute and can not be updated");

@@ -45,11 +45,17 @@ public sealed class KeystoneTokenValidator(HttpClient http, KeystoneOptions opti
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var serviceToken = await ServiceTokenAsync(forceRenew: attempt > 0, ct);
-            using var request = new HttpRequestMessage(HttpMethod.Get, Url("/auth/tokens?nocatalog"));
-            request.Headers.Add("X-Auth-Token", serviceToken);
-            request.Headers.Add("X-Subject-Token", token);
             HttpResponseMessage response;
-            try { response = await http.SendAsync(request, ct); }
+            try
+            {
+                response = await SendWithReconnectAsync(() =>
+                {
+                    var request = new HttpRequestMessage(HttpMethod.Get, Url("/auth/tokens?nocatalog"));
+                    request.Headers.Add("X-Auth-Token", serviceToken);
+                    request.Headers.Add("X-Subject-Token", token);
+                    return request;
+                }, ct);
+            }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
                 throw new IdentityUnavailableException($"Keystone at {options.AuthUrl} did not answer: {e.Message}", e);
@@ -76,6 +82,23 @@ public sealed class KeystoneTokenValidator(HttpClient http, KeystoneOptions opti
         throw new IdentityUnavailableException("Keystone refused the service credentials.");
     }
 
+    /// <summary>
+    /// Keystone behind uwsgi closes idle keep-alive connections; a request sent on such a connection fails with a
+    /// reset before Keystone saw it. Those (and only those transport failures) are retried on a fresh connection.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendWithReconnectAsync(Func<HttpRequestMessage> make, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            using var request = make();
+            try { return await http.SendAsync(request, ct); }
+            catch (HttpRequestException e) when (attempt < 3 && e.InnerException is IOException)
+            {
+                logger.LogDebug("Keystone connection was reset (attempt {Attempt}); retrying", attempt);
+            }
+        }
+    }
+
     private static TokenValidationResult Parse(JsonNode? t)
     {
         var project = t?["project"];
@@ -98,25 +121,16 @@ public sealed class KeystoneTokenValidator(HttpClient http, KeystoneOptions opti
         try
         {
             if (!forceRenew && _serviceToken is not null && _serviceTokenExpires > time.GetUtcNow().AddMinutes(1)) return _serviceToken;
-            var body = new JsonObject
-            {
-                ["auth"] = new JsonObject
-                {
-                    ["identity"] = new JsonObject
-                    {
-                        ["methods"] = new JsonArray("password"),
-                        ["password"] = new JsonObject
-                        {
-                            ["user"] = new JsonObject { ["name"] = options.Username, ["password"] = options.Password, ["domain"] = new JsonObject { ["name"] = options.UserDomainName } },
-                        },
-                    },
-                    ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = options.ProjectName, ["domain"] = new JsonObject { ["name"] = options.ProjectDomainName } } },
-                },
-            };
+            var body = KeystoneRequests.PasswordAuth(options.Username, options.Password, options.ProjectName, options.UserDomainName, options.ProjectDomainName);
             HttpResponseMessage response;
-            // A StringContent (with Content-Length): Keystone under uwsgi's http-socket rejects chunked request bodies.
-            using var content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
-            try { response = await http.PostAsync(Url("/auth/tokens?nocatalog"), content, ct); }
+            try
+            {
+                // A StringContent (with Content-Length): Keystone under uwsgi's http-socket rejects chunked request bodies.
+                response = await SendWithReconnectAsync(() => new HttpRequestMessage(HttpMethod.Post, Url("/auth/tokens?nocatalog"))
+                {
+                    Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
+                }, ct);
+            }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
                 throw new IdentityUnavailableException($"Keystone at {options.AuthUrl} did not answer: {e.Message}", e);

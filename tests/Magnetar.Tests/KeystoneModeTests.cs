@@ -29,18 +29,7 @@ public static class KeystoneEnv
     public static async Task<string> TokenAsync(Dictionary<string, string> env, string user, string password, string project)
     {
         using var http = new HttpClient();
-        var body = new JsonObject
-        {
-            ["auth"] = new JsonObject
-            {
-                ["identity"] = new JsonObject
-                {
-                    ["methods"] = new JsonArray("password"),
-                    ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = user, ["password"] = password, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-                },
-                ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = project, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-            },
-        };
+        var body = KeystoneRequests.PasswordAuth(user, password, project);
         for (var attempt = 0; ; attempt++)
         {
             try

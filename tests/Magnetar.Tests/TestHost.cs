@@ -118,18 +118,7 @@ public sealed class TestHost : IAsyncDisposable
 
     public async Task<string> IssueTokenAsync(string user, string project)
     {
-        var body = new JsonObject
-        {
-            ["auth"] = new JsonObject
-            {
-                ["identity"] = new JsonObject
-                {
-                    ["methods"] = new JsonArray("password"),
-                    ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = user, ["password"] = Password, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-                },
-                ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = project, ["domain"] = new JsonObject { ["name"] = "Default" } } },
-            },
-        };
+        var body = KeystoneRequests.PasswordAuth(user, Password, project);
         var resp = await Anonymous().PostAsJsonAsync("/identity/v3/auth/tokens", body);
         Assert.Equal(System.Net.HttpStatusCode.Created, resp.StatusCode);
         return resp.Headers.GetValues("X-Subject-Token").Single();
