@@ -33,29 +33,29 @@ public static class BuiltInIdentityEndpoints
         app.MapPost("/identity/v3/auth/tokens", async (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
         {
             JsonNode? body;
-            try { body = await JsonNode.ParseAsync(h.Request.Body, documentOptions: new JsonDocumentOptions { MaxDepth = 16 }); }
-            catch (JsonException) { return Error(400, "Bad Request", "Malformed request body."); }
-            var identity = body?["auth"]?["identity"];
-            if (identity?["methods"] is not JsonArray methods || methods.Count == 0)
+            try { body = await JsonNode.ParseAsync(h.Request.Body, documentOptions: new JsonDocumentOptions { MaxDepth = 16, AllowDuplicateProperties = false }); }
+            catch (Exception e) when (e is JsonException or ArgumentException) { return Error(400, "Bad Request", "Malformed request body."); }
+            var identity = At(body, "auth", "identity");
+            if (At(identity, "methods") is not JsonArray methods || methods.Count == 0)
                 return Error(400, "Bad Request", "Expecting to find identity in auth - the server could not comply with the request since it is either malformed or otherwise incorrect.");
-            var methodNames = methods.Select(m => m?.GetValueKind() == JsonValueKind.String ? m.GetValue<string>() : "").ToArray();
+            var methodNames = methods.Select(m => Str(m) ?? "").ToArray();
 
             IdentityUser? user = null;
             DateTimeOffset? expires = null;
             if (methodNames.Contains("password"))
             {
-                var u = identity["password"]?["user"];
-                var id = Str(u?["id"]);
-                var name = Str(u?["name"]);
-                var password = Str(u?["password"]);
+                var u = At(identity, "password", "user");
+                var id = Str(At(u, "id"));
+                var name = Str(At(u, "name"));
+                var password = Str(At(u, "password"));
                 if (u is null || password is null || (id is null && name is null)) return Error(400, "Bad Request", "Invalid password credentials.");
-                if (id is null && !DomainMatches(u["domain"])) return Unauthorized();
+                if (id is null && !DomainMatches(At(u, "domain"))) return Unauthorized();
                 user = store.FindUser(id, name);
                 if (user is null || !store.VerifyPassword(user, password)) return Unauthorized();
             }
             else if (methodNames.Contains("token"))
             {
-                var given = Str(identity["token"]?["id"]);
+                var given = Str(At(identity, "token", "id"));
                 var p = given is null ? null : tokens.Read(given);
                 if (p is null) return Unauthorized();
                 user = store.FindUser(p.UserId, null);
@@ -65,16 +65,16 @@ public static class BuiltInIdentityEndpoints
             else return Error(401, "Unauthorized", "The request you have made requires authentication.");
 
             IdentityProject? project = null;
-            var scope = body?["auth"]?["scope"];
-            if (scope?["project"] is JsonObject sp)
+            var scope = At(body, "auth", "scope");
+            if (At(scope, "project") is JsonObject sp)
             {
-                var pid = Str(sp["id"]);
-                var pname = Str(sp["name"]);
-                if (pid is null && !DomainMatches(sp["domain"])) return Unauthorized();
+                var pid = Str(At(sp, "id"));
+                var pname = Str(At(sp, "name"));
+                if (pid is null && !DomainMatches(At(sp, "domain"))) return Unauthorized();
                 project = store.FindProject(pid, pname);
                 if (project is null || store.RolesOf(user.Id, project.Id).Count == 0) return Unauthorized();
             }
-            else if (scope is not null && scope.GetValueKind() == JsonValueKind.Object && scope["system"] is null && scope["domain"] is null)
+            else if (scope is not null && At(scope, "system") is null && At(scope, "domain") is null)
             {
                 // scope given but empty/unknown kind
                 return Error(400, "Bad Request", "Unsupported scope.");
@@ -172,12 +172,22 @@ public static class BuiltInIdentityEndpoints
 
     private static JsonObject Self(HttpContext h) => new() { ["self"] = $"{h.Request.Scheme}://{h.Request.Host}{h.Request.Path}", ["previous"] = null, ["next"] = null };
 
+    /// <summary>Follows object keys; null when any step is missing or not an object (hostile bodies are 400/401, not 500).</summary>
+    private static JsonNode? At(JsonNode? node, params string[] keys)
+    {
+        foreach (var k in keys)
+        {
+            if (node is not JsonObject o || !o.TryGetPropertyValue(k, out node)) return null;
+        }
+        return node;
+    }
+
     private static string? Str(JsonNode? n) => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
     private static bool DomainMatches(JsonNode? domain)
     {
-        var id = Str(domain?["id"]);
-        var name = Str(domain?["name"]);
+        var id = Str(At(domain, "id"));
+        var name = Str(At(domain, "name"));
         return id == BuiltInIdentityStore.DefaultDomainId || name == BuiltInIdentityStore.DefaultDomainName;
     }
 
