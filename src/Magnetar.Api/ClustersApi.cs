@@ -46,18 +46,29 @@ public static class ClustersApi
         Cluster? marker = null;
         if (page.Marker is not null)
             marker = await q.FirstOrDefaultAsync(c => c.Uuid == page.Marker, ct) ?? throw MagnumError.ClusterNotFound(page.Marker);
-        var items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
         var baseUrl = ctx.BaseUrl;
-        Dictionary<string, Dictionary<string, string>> templateLabels = new();
+        JsonArray array;
+        List<Cluster> items;
         if (expand)
         {
+            items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
             var ids = items.Select(c => c.ClusterTemplateId).Distinct().ToList();
-            templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
+            var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
                 .ToDictionaryAsync(t => t.Uuid, t => t.Labels, ct);
+            array = new JsonArray(items.Select(c => (JsonNode?)Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false)).ToArray());
         }
-        var array = new JsonArray(items.Select(c => (JsonNode?)(expand
-            ? Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false)
-            : Views.ClusterSummary(c, baseUrl))).ToArray());
+        else
+        {
+            // The summary needs only the node counts: let the database add them up instead of loading nodegroups.
+            var rows = await q.Page(page, SortKeys, marker).Select(c => new
+            {
+                Cluster = c,
+                Nodes = c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
+                Masters = c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0,
+            }).ToListAsync(ct);
+            items = rows.Select(r => r.Cluster).ToList();
+            array = new JsonArray(rows.Select(r => (JsonNode?)Views.ClusterSummary(r.Cluster, r.Nodes, r.Masters, baseUrl)).ToArray());
+        }
         var body = new JsonObject { ["clusters"] = array };
         var next = page.NextLink(baseUrl, expand ? "clusters/detail" : "clusters", items.Count, items.LastOrDefault()?.Uuid);
         if (next is not null) body["next"] = next;

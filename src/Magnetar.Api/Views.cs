@@ -76,7 +76,7 @@ public static class Views
     public static int MasterCount(Cluster c) => c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => n.NodeCount);
 
     /// <summary>The list representation (Magnum's expand=False fields).</summary>
-    public static JsonObject ClusterSummary(Cluster c, string baseUrl) => new()
+    public static JsonObject ClusterSummary(Cluster c, int nodeCount, int masterCount, string baseUrl) => new()
     {
         ["uuid"] = c.Uuid,
         ["name"] = c.Name,
@@ -84,12 +84,12 @@ public static class Views
         ["keypair"] = c.Keypair,
         ["docker_volume_size"] = c.DockerVolumeSize,
         ["labels"] = Map(c.Labels),
-        ["node_count"] = NodeCount(c),
+        ["node_count"] = nodeCount,
         ["status"] = c.Status,
         ["master_flavor_id"] = c.MasterFlavorId,
         ["flavor_id"] = c.FlavorId,
         ["create_timeout"] = c.CreateTimeout,
-        ["master_count"] = MasterCount(c),
+        ["master_count"] = masterCount,
         ["stack_id"] = c.StackId,
         ["health_status"] = c.HealthStatus,
         ["links"] = Links(baseUrl, $"clusters/{c.Uuid}"),
