@@ -24,25 +24,10 @@ ensure_installed() {
 
 running() { [ -f "$state/uwsgi.pid" ] && kill -0 "$(cat "$state/uwsgi.pid")" 2>/dev/null; }
 
-os() { # openstack CLI as the bootstrap admin
-  OS_AUTH_URL=$url OS_USERNAME=admin OS_PASSWORD=$(cat "$state/admin.password") OS_PROJECT_NAME=admin \
-  OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_IDENTITY_API_VERSION=3 HOME="$state" \
-  openstack "$@"
-}
+. "$root/deploy/lib/openstack-cli.sh"
+export KEYSTONE_URL=$url OS_CLI_HOME=$state
 
-# uwsgi's http-socket closes idle keep-alive connections, so a client call may see "connection aborted":
-# retry, and count "already exists" as success for a create that went through before the reset.
-osr() {
-  local out
-  for _ in 1 2 3 4 5; do
-    out=$(os "$@" 2>&1) && return 0
-    echo "$out" | grep -qiE "conflict|already exists|duplicate" && return 0
-    sleep 0.5
-  done
-  echo "$out" >&2; return 1
-}
-
-pw() { [ -f "$state/$1.password" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > "$state/$1.password"); cat "$state/$1.password"; }
+pw() { mkdir -p "$state"; secret_file "$state/$1.password"; }
 
 case "$cmd" in
   start)
@@ -65,6 +50,7 @@ key_repository = $state/fernet-keys
 key_repository = $state/credential-keys
 CONF
     admin_pw=$(pw admin)
+    export KEYSTONE_ADMIN_PASSWORD=$admin_pw
     if [ ! -f "$state/bootstrapped" ]; then
       km() { keystone-manage --config-file "$conf" "$@"; }
       km db_sync
@@ -75,7 +61,7 @@ CONF
       touch "$state/bootstrapped"
     fi
     running || OS_KEYSTONE_CONFIG_FILES="$conf" uwsgi --http-socket "127.0.0.1:$port" --plugins python3 \
-      --wsgi-file /usr/bin/keystone-wsgi-public --processes 2 --threads 1 --master --die-on-term \
+      --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 1 --master --die-on-term \
       --env OS_KEYSTONE_CONFIG_FILES="$conf" --disable-logging --pidfile "$state/uwsgi.pid" --daemonize "$state/uwsgi.log"
     for _ in $(seq 1 120); do curl -sf "$url" >/dev/null && break; sleep 0.25; done
     curl -sf "$url" >/dev/null || { echo "keystone.sh: Keystone did not start; see $state/uwsgi.log" >&2; exit 1; }
