@@ -2,6 +2,7 @@
 # A real Keystone (Debian's keystone package, OpenStack Zed) on 127.0.0.1:35000 for Magnetar's keystone-mode tests.
 # usage: deploy/keystone.sh start|stop|status [STATE_DIR]     (default STATE_DIR: .work/keystone)
 # Own config, SQLite database, fernet keys, uwsgi process and log, all in STATE_DIR; nothing of /etc/keystone is used.
+# Database: SQLite in STATE_DIR, or $MAGNETAR_KEYSTONE_DB_URL (the OpenStack all-in-one passes its PostgreSQL).
 # Creates: admin (bootstrap), project service + user magnetar (admin role on service, like Magnum's service user),
 # project demo + users demo (member) and demo-reader (reader); writes STATE_DIR/env with their credentials.
 set -euo pipefail
@@ -38,7 +39,7 @@ case "$cmd" in
 [DEFAULT]
 log_file = $state/keystone.log
 [database]
-connection = sqlite:///$state/keystone.db
+connection = ${MAGNETAR_KEYSTONE_DB_URL:-sqlite:///$state/keystone.db}
 [token]
 provider = fernet
 expiration = 3600

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# An OpenStack all-in-one on 127.0.0.1 from Debian bookworm's (Zed) packages, for Magnetar's integration tests
+# and for trying Magnetar against a real cloud. Everything (config files, databases, keys, logs, pid files) lives in
+# STATE_DIR; nothing under /etc is used and no Debian service is started.
+#   deploy/openstack-aio.sh start|stop|status [STATE_DIR]      (default STATE_DIR: .work/openstack)
+#
+# Work in progress (issue #4). Running today: PostgreSQL 15, RabbitMQ, Keystone, Placement, Glance (file store),
+# seeded with a dummy image. Still to come: Nova (fake virt driver), Neutron (ML2, no agents), Octavia (noop), Cinder.
+# Ports: PostgreSQL 55442, RabbitMQ 55672, Keystone 35357, Placement 38778, Glance 39292.
+set -euo pipefail
+cmd=${1:-status}
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=$(realpath -m "${2:-$root/.work/openstack}")
+export MAGNETAR_PG_PORT=55442 MAGNETAR_KEYSTONE_PORT=35357
+rmq_port=55672
+placement_port=38778
+glance_port=39292
+py=/usr/bin/python3   # Debian's interpreter: the OpenStack modules live in its dist-packages
+
+packages=(python3-openstackclient python3-psycopg2 python3-placement python3-glance placement-common glance-common rabbitmq-server uwsgi-plugin-python3 keystone postgresql)
+
+ensure_installed() {
+  local missing=()
+  for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "openstack-aio: installing ${missing[*]}" >&2
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+wait_http() { for _ in $(seq 1 "${2:-120}"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
+
+# ---------------------------------------------------------------- RabbitMQ (private node, loopback only)
+rmq_vars() {
+  echo HOME="$state/rabbitmq" RABBITMQ_NODENAME=aio@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT=$rmq_port RABBITMQ_DIST_PORT=$((rmq_port + 1)) ERL_EPMD_ADDRESS=127.0.0.1 \
+    RABBITMQ_MNESIA_BASE="$state/rabbitmq/mnesia" RABBITMQ_LOG_BASE="$state/rabbitmq/log" \
+    RABBITMQ_PID_FILE="$state/rabbitmq/pid" RABBITMQ_CONFIG_FILE="$state/rabbitmq/rabbitmq" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$state/rabbitmq/enabled_plugins" RABBITMQ_CONF_ENV_FILE="$state/rabbitmq/rabbitmq-env.conf"
+}
+rmqctl() { runuser -u rabbitmq -- env $(rmq_vars) /usr/lib/rabbitmq/bin/rabbitmqctl -n aio@localhost "$@"; }
+start_rabbitmq() {
+  mkdir -p "$state/rabbitmq/log" "$state/rabbitmq/mnesia"
+  echo "[]." > "$state/rabbitmq/enabled_plugins"
+  printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "$rmq_port" > "$state/rabbitmq/rabbitmq.conf"
+  # Erlang distribution on loopback too (it listens on every interface by default).
+  echo 'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"' > "$state/rabbitmq/rabbitmq-env.conf"
+  chown -R rabbitmq:rabbitmq "$state/rabbitmq"
+  if ! rmqctl status >/dev/null 2>&1; then
+    runuser -u rabbitmq -- env $(rmq_vars) /usr/lib/rabbitmq/bin/rabbitmq-server >"$state/rabbitmq/out.log" 2>&1 &
+    for _ in $(seq 1 120); do rmqctl status >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  local pw; pw=$(secret_file "$state/rabbitmq.password")
+  rmqctl add_user openstack "$pw" >/dev/null 2>&1 || rmqctl change_password openstack "$pw" >/dev/null
+  rmqctl set_permissions openstack ".*" ".*" ".*" >/dev/null
+}
+stop_rabbitmq() { rmqctl stop >/dev/null 2>&1 || true; runuser -u rabbitmq -- env ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true; }
+
+# ---------------------------------------------------------------- databases
+db_url() { echo "postgresql+psycopg2://magnetar:$(cat "$state/postgres/password")@127.0.0.1:$MAGNETAR_PG_PORT/$1"; }
+ensure_db() {
+  PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d magnetar -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='$1'" | grep -q 1 ||
+  PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d magnetar -qc "CREATE DATABASE $1"
+}
+
+# ---------------------------------------------------------------- Keystone service users and catalog
+register_service() { # name type port path
+  local name=$1 type=$2 port=$3 path=$4
+  osr user create --domain default --password "$(secret_file "$state/$name.password")" "$name"
+  osr role add --project service --user "$name" admin
+  if ! os_admin service show "$type" >/dev/null 2>&1; then osr service create --name "$name" "$type"; fi
+  for iface in public internal admin; do
+    os_admin endpoint list --service "$type" --interface "$iface" -f value -c ID 2>/dev/null | grep -q . ||
+      osr endpoint create --region RegionOne "$type" "$iface" "http://127.0.0.1:$port$path"
+  done
+}
+
+authtoken() { # name
+  cat <<CONF
+[keystone_authtoken]
+www_authenticate_uri = $KEYSTONE_URL
+auth_url = $KEYSTONE_URL
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $1
+password = $(secret_file "$state/$1.password")
+CONF
+}
+
+# ---------------------------------------------------------------- Placement
+start_placement() {
+  mkdir -p "$state/placement"
+  ensure_db placement
+  cat > "$state/placement/placement.conf" <<CONF
+[api]
+auth_strategy = keystone
+[placement_database]
+connection = $(db_url placement)
+$(authtoken placement)
+CONF
+  export OS_PLACEMENT_CONFIG_DIR="$state/placement"
+  placement-manage --config-file "$state/placement/placement.conf" db sync
+  pid_alive "$state/placement/uwsgi.pid" ||
+    uwsgi --http-socket "127.0.0.1:$placement_port" --plugins python3 --wsgi-file /usr/bin/placement-api \
+      --processes 1 --threads 2 --master --die-on-term --disable-logging \
+      --env OS_PLACEMENT_CONFIG_DIR="$state/placement" --pidfile "$state/placement/uwsgi.pid" --daemonize "$state/placement/uwsgi.log"
+  wait_http "http://127.0.0.1:$placement_port/" || { echo "openstack-aio: Placement did not start ($state/placement/uwsgi.log)" >&2; exit 1; }
+}
+
+# ---------------------------------------------------------------- Glance (file store)
+start_glance() {
+  mkdir -p "$state/glance/images"
+  ensure_db glance
+  cp /usr/share/glance-common/glance-api-paste.ini "$state/glance/" 2>/dev/null || cp /etc/glance/glance-api-paste.ini "$state/glance/"
+  cat > "$state/glance/glance-api.conf" <<CONF
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = $glance_port
+workers = 1
+log_file = $state/glance/glance-api.log
+enabled_backends = file:file
+[glance_store]
+default_backend = file
+[file]
+filesystem_store_datadir = $state/glance/images
+[database]
+connection = $(db_url glance)
+[paste_deploy]
+flavor = keystone
+config_file = $state/glance/glance-api-paste.ini
+[oslo_policy]
+enforce_new_defaults = false
+$(authtoken glance)
+CONF
+  glance-manage --config-file "$state/glance/glance-api.conf" db_sync >/dev/null 2>&1
+  if ! pid_alive "$state/glance/pid"; then
+    ( cd "$state/glance" && exec setsid $py -c 'import sys; from glance.cmd.api import main; sys.argv[0]="glance-api"; sys.exit(main())' \
+        --config-file "$state/glance/glance-api.conf" ) >"$state/glance/out.log" 2>&1 </dev/null &
+    echo $! > "$state/glance/pid"
+  fi
+  wait_http "http://127.0.0.1:$glance_port/" || { echo "openstack-aio: Glance did not start ($state/glance/out.log)" >&2; exit 1; }
+}
+
+seed_images() {
+  for img in fedora-coreos-40 ubuntu-24.04; do
+    if ! os_admin image show "$img" >/dev/null 2>&1; then
+      head -c 1048576 /dev/zero > "$state/glance/$img.raw"
+      local distro=${img%%-[0-9]*}
+      osr image create --public --disk-format raw --container-format bare --file "$state/glance/$img.raw" \
+        --property os_distro="$distro" "$img"
+    fi
+  done
+}
+
+case "$cmd" in
+  start)
+    ensure_installed
+    mkdir -p "$state"
+    . "$root/deploy/lib/openstack-cli.sh"
+    "$root/deploy/postgres.sh" start "$state/postgres"
+    start_rabbitmq
+    ensure_db keystone
+    MAGNETAR_KEYSTONE_DB_URL=$(db_url keystone) "$root/deploy/keystone.sh" start "$state/keystone"
+    export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" OS_CLI_HOME="$state/keystone"
+    export KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password")
+    register_service placement placement $placement_port ""
+    register_service glance image $glance_port ""
+    start_placement
+    start_glance
+    seed_images
+    echo "openstack-aio: running (state $state); admin credentials in $state/keystone/env" >&2
+    ;;
+  stop)
+    [ -f "$state/glance/pid" ] && kill "$(cat "$state/glance/pid")" 2>/dev/null; rm -f "$state/glance/pid"
+    pid_alive "$state/placement/uwsgi.pid" && kill -TERM "$(cat "$state/placement/uwsgi.pid")"; rm -f "$state/placement/uwsgi.pid"
+    "$root/deploy/keystone.sh" stop "$state/keystone" || true
+    stop_rabbitmq
+    "$root/deploy/postgres.sh" stop "$state/postgres" || true
+    ;;
+  status)
+    for svc in "keystone http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" "placement http://127.0.0.1:$placement_port/" "glance http://127.0.0.1:$glance_port/"; do
+      set -- $svc
+      if curl -sf -o /dev/null "$2"; then echo "$1: up ($2)"; else echo "$1: down"; fi
+    done
+    ;;
+  *) echo "usage: $0 start|stop|status [STATE_DIR]" >&2; exit 2 ;;
+esac
