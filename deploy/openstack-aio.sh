@@ -4,9 +4,11 @@
 # STATE_DIR; nothing under /etc is used and no Debian service is started.
 #   deploy/openstack-aio.sh start|stop|status [STATE_DIR]      (default STATE_DIR: .work/openstack)
 #
-# Work in progress (issue #4). Running today: PostgreSQL 15, RabbitMQ, Keystone, Placement, Glance (file store),
-# seeded with a dummy image. Still to come: Nova (fake virt driver), Neutron (ML2, no agents), Octavia (noop), Cinder.
-# Ports: PostgreSQL 55442, RabbitMQ 55672, Keystone 35357, Placement 38778, Glance 39292.
+# Work in progress (issue #4). Running today: PostgreSQL 15, RabbitMQ, Keystone, Placement, Glance (file store,
+# seeded images), Nova (API, conductor, scheduler, compute with the fake virt driver; seeded flavors).
+# Still to come: Neutron (ML2, no agents; Nova refuses to create any server without it, even with --nic none),
+# Octavia (noop), Cinder (fake driver).
+# Ports: PostgreSQL 55442, RabbitMQ 55672, Keystone 35357, Placement 38778, Glance 39292, Nova 38774.
 set -euo pipefail
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,9 +17,10 @@ export MAGNETAR_PG_PORT=55442 MAGNETAR_KEYSTONE_PORT=35357
 rmq_port=55672
 placement_port=38778
 glance_port=39292
+nova_port=38774
 py=/usr/bin/python3   # Debian's interpreter: the OpenStack modules live in its dist-packages
 
-packages=(python3-openstackclient python3-psycopg2 python3-placement python3-glance placement-common glance-common rabbitmq-server uwsgi-plugin-python3 keystone postgresql)
+packages=(python3-openstackclient python3-psycopg2 python3-placement python3-glance python3-nova placement-common glance-common nova-common rabbitmq-server uwsgi-plugin-python3 keystone postgresql)
 
 ensure_installed() {
   local missing=()
@@ -147,6 +150,91 @@ CONF
   wait_http "http://127.0.0.1:$glance_port/" || { echo "openstack-aio: Glance did not start ($state/glance/out.log)" >&2; exit 1; }
 }
 
+# ---------------------------------------------------------------- Nova (API under uwsgi; conductor, scheduler and
+# compute run from python3-nova directly: the nova-compute package would pull in libvirt/QEMU, and the fake virt
+# driver needs neither). Servers go ACTIVE without booting; user-data is kept and readable through the API.
+nova_daemon() { # name module
+  local name=$1 module=$2
+  pid_alive "$state/nova/$name.pid" && return
+  ( cd "$state/nova" && exec setsid $py -c "import sys; sys.argv[0]='nova-$name'; from nova.cmd.$module import main; sys.exit(main())" \
+      --config-file "$state/nova/nova.conf" ) >"$state/nova/log/$name.out" 2>&1 </dev/null &
+  echo $! > "$state/nova/$name.pid"
+}
+
+start_nova() {
+  mkdir -p "$state/nova/log" "$state/nova/lock" "$state/nova/instances"
+  for db in nova_api nova nova_cell0; do ensure_db $db; done
+  cp /usr/share/nova-common/api-paste.ini "$state/nova/api-paste.ini" 2>/dev/null || cp /etc/nova/api-paste.ini "$state/nova/"
+  local rmq_pw; rmq_pw=$(cat "$state/rabbitmq.password")
+  cat > "$state/nova/nova.conf" <<CONF
+[DEFAULT]
+transport_url = rabbit://openstack:$rmq_pw@127.0.0.1:$rmq_port/
+compute_driver = fake.FakeDriver
+host = aio
+my_ip = 127.0.0.1
+state_path = $state/nova
+instances_path = $state/nova/instances
+log_dir = $state/nova/log
+use_rootwrap_daemon = false
+osapi_compute_workers = 1
+metadata_workers = 1
+[api]
+auth_strategy = keystone
+[api_database]
+connection = $(db_url nova_api)
+[database]
+connection = $(db_url nova)
+[conductor]
+workers = 1
+[scheduler]
+workers = 1
+discover_hosts_in_cells_interval = 5
+[glance]
+region_name = RegionOne
+[placement]
+region_name = RegionOne
+auth_type = password
+auth_url = $KEYSTONE_URL
+project_name = service
+project_domain_name = Default
+username = nova
+user_domain_name = Default
+password = $(secret_file "$state/nova.password")
+[oslo_concurrency]
+lock_path = $state/nova/lock
+[wsgi]
+api_paste_config = $state/nova/api-paste.ini
+[oslo_policy]
+enforce_new_defaults = false
+enforce_scope = false
+$(authtoken nova)
+CONF
+  local nm="nova-manage --config-file $state/nova/nova.conf"
+  $nm api_db sync >/dev/null 2>&1
+  $nm cell_v2 list_cells 2>/dev/null | grep -q " cell0 " || $nm cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)" >/dev/null
+  $nm cell_v2 list_cells 2>/dev/null | grep -q " cell1 " || $nm cell_v2 create_cell --name cell1 >/dev/null
+  $nm db sync >/dev/null 2>&1
+  pid_alive "$state/nova/uwsgi.pid" ||
+    uwsgi --http-socket "127.0.0.1:$nova_port" --plugins python3 --wsgi-file /usr/bin/nova-api-wsgi \
+      --processes 1 --threads 1 --master --die-on-term --disable-logging --lazy-apps \
+      --env OS_NOVA_CONFIG_DIR="$state/nova" --pidfile "$state/nova/uwsgi.pid" --daemonize "$state/nova/log/uwsgi.log"
+  nova_daemon conductor conductor
+  nova_daemon scheduler scheduler
+  nova_daemon compute compute
+  wait_http "http://127.0.0.1:$nova_port/" || { echo "openstack-aio: Nova API did not start ($state/nova/log/uwsgi.log)" >&2; exit 1; }
+  for _ in $(seq 1 60); do
+    os_admin compute service list -f value -c Binary -c State 2>/dev/null | grep -q "nova-compute up" && break; sleep 1
+  done
+  $nm cell_v2 discover_hosts >/dev/null 2>&1
+}
+
+seed_flavors() {
+  for f in "m1.tiny 512 1 1" "m1.small 2048 20 1" "m1.medium 4096 40 2" "m1.large 8192 80 4"; do
+    set -- $f
+    os_admin flavor show "$1" >/dev/null 2>&1 || osr flavor create --public --ram "$2" --disk "$3" --vcpus "$4" "$1"
+  done
+}
+
 seed_images() {
   for img in fedora-coreos-40 ubuntu-24.04; do
     if ! os_admin image show "$img" >/dev/null 2>&1; then
@@ -171,12 +259,17 @@ case "$cmd" in
     export KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password")
     register_service placement placement $placement_port ""
     register_service glance image $glance_port ""
+    register_service nova compute $nova_port "/v2.1"
     start_placement
     start_glance
     seed_images
+    start_nova
+    seed_flavors
     echo "openstack-aio: running (state $state); admin credentials in $state/keystone/env" >&2
     ;;
   stop)
+    for d in compute scheduler conductor; do [ -f "$state/nova/$d.pid" ] && kill "$(cat "$state/nova/$d.pid")" 2>/dev/null; rm -f "$state/nova/$d.pid"; done
+    pid_alive "$state/nova/uwsgi.pid" && kill -TERM "$(cat "$state/nova/uwsgi.pid")"; rm -f "$state/nova/uwsgi.pid"
     [ -f "$state/glance/pid" ] && kill "$(cat "$state/glance/pid")" 2>/dev/null; rm -f "$state/glance/pid"
     pid_alive "$state/placement/uwsgi.pid" && kill -TERM "$(cat "$state/placement/uwsgi.pid")"; rm -f "$state/placement/uwsgi.pid"
     "$root/deploy/keystone.sh" stop "$state/keystone" || true
@@ -184,7 +277,7 @@ case "$cmd" in
     "$root/deploy/postgres.sh" stop "$state/postgres" || true
     ;;
   status)
-    for svc in "keystone http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" "placement http://127.0.0.1:$placement_port/" "glance http://127.0.0.1:$glance_port/"; do
+    for svc in "keystone http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" "placement http://127.0.0.1:$placement_port/" "glance http://127.0.0.1:$glance_port/" "nova http://127.0.0.1:$nova_port/"; do
       set -- $svc
       if curl -sf -o /dev/null "$2"; then echo "$1: up ($2)"; else echo "$1: down"; fi
     done
