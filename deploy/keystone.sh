@@ -61,7 +61,7 @@ CONF
          --bootstrap-internal-url "$url" --bootstrap-region-id RegionOne >/dev/null
       touch "$state/bootstrapped"
     fi
-    running || OS_KEYSTONE_CONFIG_FILES="$conf" uwsgi --http-socket "127.0.0.1:$port" --plugins python3 \
+    running || OS_KEYSTONE_CONFIG_FILES="$conf" uwsgi --plugins http,python3 --http "127.0.0.1:$port" --http-keepalive --http-auto-chunked \
       --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 1 --master --die-on-term \
       --env OS_KEYSTONE_CONFIG_FILES="$conf" --disable-logging --pidfile "$state/uwsgi.pid" --daemonize "$state/uwsgi.log"
     for _ in $(seq 1 120); do curl -sf "$url" >/dev/null && break; sleep 0.25; done
