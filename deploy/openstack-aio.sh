@@ -354,10 +354,11 @@ case "$cmd" in
     echo "openstack-aio: running (state $state); admin credentials in $state/keystone/env" >&2
     ;;
   stop)
-    [ -f "$state/neutron/server.pid" ] && kill "$(cat "$state/neutron/server.pid")" 2>/dev/null; rm -f "$state/neutron/server.pid"
-    for d in compute scheduler conductor; do [ -f "$state/nova/$d.pid" ] && kill "$(cat "$state/nova/$d.pid")" 2>/dev/null; rm -f "$state/nova/$d.pid"; done
+    [ -f "$state/neutron/server.pid" ] && kill -- "-$(cat "$state/neutron/server.pid")" 2>/dev/null; rm -f "$state/neutron/server.pid"
+    # Daemons were started with setsid: signal their whole process group (the services fork workers).
+    for d in compute scheduler conductor; do [ -f "$state/nova/$d.pid" ] && kill -- "-$(cat "$state/nova/$d.pid")" 2>/dev/null; rm -f "$state/nova/$d.pid"; done
     pid_alive "$state/nova/uwsgi.pid" && kill -TERM "$(cat "$state/nova/uwsgi.pid")"; rm -f "$state/nova/uwsgi.pid"
-    [ -f "$state/glance/pid" ] && kill "$(cat "$state/glance/pid")" 2>/dev/null; rm -f "$state/glance/pid"
+    [ -f "$state/glance/pid" ] && kill -- "-$(cat "$state/glance/pid")" 2>/dev/null; rm -f "$state/glance/pid"
     pid_alive "$state/placement/uwsgi.pid" && kill -TERM "$(cat "$state/placement/uwsgi.pid")"; rm -f "$state/placement/uwsgi.pid"
     "$root/deploy/keystone.sh" stop "$state/keystone" || true
     stop_rabbitmq
