@@ -223,9 +223,8 @@ public static class BodyReader
         try
         {
             using var doc = await JsonDocument.ParseAsync(request.Body, Options, ct);
-            var node = JsonNode.Parse(doc.RootElement.GetRawText(), documentOptions: Options)
-                       ?? throw MagnumError.BadRequest("The request body is empty or null.");
-            return node;
+            return JsonNode.Parse(doc.RootElement.GetRawText(), documentOptions: Options)
+                   ?? throw MagnumError.BadRequest("The request body is empty or null.");
         }
         catch (JsonException e)
         {

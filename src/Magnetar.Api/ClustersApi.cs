@@ -118,7 +118,7 @@ public static class ClustersApi
             null, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
 
         var name = S("name") ?? ResourceNames.Generate("cluster");
-        if (await ctx.Db.Clusters.AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct))
+        if (await NameInUseAsync(ctx, caller.ProjectId, name, ct))
             throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
 
         var now = ctx.Now;
@@ -155,13 +155,21 @@ public static class ClustersApi
         {
             // The unique (project, name) index caught a concurrent create of the same name.
             ctx.Db.ChangeTracker.Clear();
-            if (await ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == caller.ProjectId && c.Name == name && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct))
+            if (await NameInUseAsync(ctx, caller.ProjectId, name, ct))
                 throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
             throw;
         }
         ctx.Poke();
         return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
     }
+
+    /// <summary>
+    /// Whether a cluster of the project that is not being deleted has this name — the same rule as the filtered
+    /// unique index on (project, name) in MagnetarDbContext.
+    /// </summary>
+    private static Task<bool> NameInUseAsync(ApiContext ctx, string projectId, string name, CancellationToken ct)
+        => ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == projectId && c.Name == name
+            && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct);
 
     internal static NodeGroup NewNodeGroup(Cluster c, string name, string role, int count, string? flavor, string? image, DateTimeOffset now, bool isDefault, int min, int? max = null)
         => new()

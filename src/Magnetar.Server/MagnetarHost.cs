@@ -42,7 +42,7 @@ public static class MagnetarHost
                     """);
                 return 0;
             default:
-                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate)");
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, help)");
                 return 2;
         }
     }
@@ -59,13 +59,17 @@ public static class MagnetarHost
         }
         var role = a.GetValueOrDefault("role") ?? "member";
         if (role is not ("admin" or "member" or "reader")) { Console.Error.WriteLine("--role is admin, member or reader"); return 2; }
-        var dataDir = Path.GetFullPath(a.GetValueOrDefault("data-dir") ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+        var dataDir = ResolveDataDir(a.GetValueOrDefault("data-dir"));
         var created = new BuiltInIdentityStore(dataDir).EnsureUser(name, password, project, role);
         Console.WriteLine(created ? $"user {name} created with role {role} on project {project}" : $"user {name} exists; role {role} on project {project} ensured");
         return 0;
     }
 
-    /// <summary>Builds the application; tests use <see cref="Configure"/> through WebApplicationFactory instead.</summary>
+    /// <summary>The data directory: as given (--data-dir / Magnetar:DataDir), else $MAGNETAR_DATA_DIR, else ./.magnetar.</summary>
+    private static string ResolveDataDir(string? given)
+        => Path.GetFullPath(given ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+
+    /// <summary>Builds the application; the in-process tests call both <see cref="Configure"/> methods on a TestServer host instead.</summary>
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory });
@@ -91,7 +95,7 @@ public static class MagnetarHost
     public static void Configure(WebApplicationBuilder builder)
     {
         var config = builder.Configuration;
-        var dataDir = Path.GetFullPath(config["Magnetar:DataDir"] ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+        var dataDir = ResolveDataDir(config["Magnetar:DataDir"]);
         Directory.CreateDirectory(dataDir);
         config["Magnetar:DataDir"] = dataDir;
 
