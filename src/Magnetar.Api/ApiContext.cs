@@ -8,13 +8,45 @@ using Microsoft.EntityFrameworkCore;
 namespace Magnetar.Api;
 
 /// <summary>Per-request services every Magnum endpoint needs: the database, the caller, the clock, links.</summary>
-public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor, Magnetar.Cloud.ICloudProvider cloud)
+public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor,
+    Magnetar.Cloud.ICloudProvider cloud, Magnetar.Bootstrap.Secrets.ISecretProtector secrets)
 {
+    /// <summary>The token the caller authenticated this request with.</summary>
+    private string? CallerToken => Http.Request.Headers["X-Auth-Token"].FirstOrDefault();
+
+    /// <summary>
+    /// Asks the cloud for the new cluster's own credential (made from the caller's token, which only exists during
+    /// this request) and stages it, sealed, with the cluster. A cloud that needs none stages nothing.
+    /// </summary>
+    public async Task IssueCloudCredentialAsync(Cluster cluster, AuthContext caller, CancellationToken ct)
+    {
+        var token = CallerToken;
+        if (token is null) return;
+        Magnetar.Cloud.CloudCredential? credential;
+        try
+        {
+            credential = await cloud.IssueCredentialAsync(new Magnetar.Cloud.CredentialRequest(cluster.Uuid, cluster.Name, caller.UserId, caller.ProjectId, token), ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not MagnumError)
+        {
+            throw new MagnumError(503, $"The cloud refused to create the cluster's credential: {e.Message}");
+        }
+        if (credential is null) return;
+        Db.CloudCredentials.Add(new ClusterCloudCredential
+        {
+            ClusterUuid = cluster.Uuid,
+            CredentialId = credential.Id,
+            UserId = credential.UserId,
+            ProtectedSecret = secrets.Protect(credential.Secret, ClusterReconciler.CloudCredentialPurpose(cluster.Uuid)),
+            CreatedAt = Now,
+        });
+    }
+
     /// <summary>Refuses references to images, flavors, networks or keypairs the cloud does not have (Magnum's validate_os_resources).</summary>
     public async Task ValidateCloudReferencesAsync(string? image, IEnumerable<string?> flavors, string? externalNetwork, string? keypair, string projectId, CancellationToken ct)
     {
         var error = await cloud.ValidateReferencesAsync(new Magnetar.Cloud.CloudReferences(image,
-            flavors.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!).Distinct().ToList(), externalNetwork, keypair), projectId, ct);
+            flavors.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!).Distinct().ToList(), externalNetwork, keypair) { CallerToken = CallerToken }, projectId, ct);
         if (error is not null) throw new MagnumError(error.StatusCode, error.Message);
     }
 

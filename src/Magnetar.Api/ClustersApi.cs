@@ -149,6 +149,7 @@ public static class ClustersApi
         };
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultMasterName, NodeGroupRoles.Master, masterCount, cluster.MasterFlavorId, template.ImageId, now, isDefault: true, min: 1));
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true, min: 0));
+        await ctx.IssueCloudCredentialAsync(cluster, caller, ct);
         ctx.Db.Clusters.Add(cluster);
         try { await ctx.Db.SaveChangesAsync(ct); }
         catch (DbUpdateException)

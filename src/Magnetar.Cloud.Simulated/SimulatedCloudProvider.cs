@@ -205,8 +205,11 @@ public sealed class SimulatedCloudProvider(
         };
     }
 
-    public async Task<DeletionObservation> DeleteAsync(string clusterUuid, string clusterName, CancellationToken ct)
+    public Task<CloudCredential?> IssueCredentialAsync(CredentialRequest request, CancellationToken ct) => Task.FromResult<CloudCredential?>(null);
+
+    public async Task<DeletionObservation> DeleteAsync(ClusterRef cluster, CancellationToken ct)
     {
+        var clusterUuid = cluster.Uuid;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();
         var rows = await db.SimulatedResources.Where(r => r.ClusterUuid == clusterUuid).ToListAsync(ct);

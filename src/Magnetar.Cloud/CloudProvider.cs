@@ -16,7 +16,24 @@ public sealed record ClusterSpec(
     bool FloatingIpEnabled,
     int? DockerVolumeSize,
     IReadOnlyDictionary<string, string> Labels,
-    IReadOnlyList<NodeGroupSpec> NodeGroups);
+    IReadOnlyList<NodeGroupSpec> NodeGroups,
+    CloudCredential? Credential = null,
+    string? DnsNameserver = null);
+
+/// <summary>
+/// A cluster's own cloud credential (OpenStack: a restricted Keystone application credential of the user who created
+/// the cluster), used to provision the cluster's resources in its project and by its cloud integration.
+/// </summary>
+public sealed record CloudCredential(string Id, string Secret, string UserId)
+{
+    public override string ToString() => $"CloudCredential {{ Id = {Id}, UserId = {UserId} }}"; // never the secret
+}
+
+/// <summary>A cluster being deleted: enough to find everything it owns and the credential to remove it with.</summary>
+public sealed record ClusterRef(string Uuid, string Name, string ProjectId, CloudCredential? Credential);
+
+/// <summary>Who asks for a new cluster, with the token of their request (only used while the request lasts).</summary>
+public sealed record CredentialRequest(string ClusterUuid, string ClusterName, string UserId, string ProjectId, string CallerToken);
 
 /// <summary>A nodegroup's desired state. <see cref="Deleting"/> asks for all its nodes to go.</summary>
 public sealed record NodeGroupSpec(
@@ -64,7 +81,11 @@ public sealed record DeletionObservation(ProvisionPhase Phase, string? Message, 
 }
 
 /// <summary>Cloud resources a template or cluster names, checked before anything is accepted (as Magnum does).</summary>
-public sealed record CloudReferences(string? ImageId, IReadOnlyList<string> FlavorIds, string? ExternalNetworkId, string? Keypair);
+public sealed record CloudReferences(string? ImageId, IReadOnlyList<string> FlavorIds, string? ExternalNetworkId, string? Keypair)
+{
+    /// <summary>The caller's token: references are checked with the caller's own rights (keypairs are per user).</summary>
+    public string? CallerToken { get; init; }
+}
 
 /// <summary>A reference the cloud does not know, with the HTTP status and message Magnum answers with.</summary>
 public sealed record CloudReferenceError(int StatusCode, string Message);
@@ -78,7 +99,13 @@ public interface ICloudProvider
 {
     string Name { get; }
     Task<ClusterObservation> ReconcileAsync(ClusterSpec spec, CancellationToken cancellationToken);
-    Task<DeletionObservation> DeleteAsync(string clusterUuid, string clusterName, CancellationToken cancellationToken);
+    Task<DeletionObservation> DeleteAsync(ClusterRef cluster, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Creates the cluster's own cloud credential while the creating request (and its token) lasts; null when this
+    /// cloud needs none. DeleteAsync revokes it once everything else is gone.
+    /// </summary>
+    Task<CloudCredential?> IssueCredentialAsync(CredentialRequest request, CancellationToken cancellationToken);
 
     /// <summary>Checks that image, flavors, external network and keypair exist for the caller's project; null when they do.</summary>
     Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences references, string projectId, CancellationToken cancellationToken);

@@ -20,6 +20,7 @@ public sealed class ClusterReconciler(
     ICloudProvider cloud,
     IUserDataRenderer userData,
     IClusterCertificates certificates,
+    Magnetar.Bootstrap.Secrets.ISecretProtector secrets,
     ConductorOptions options,
     TimeProvider time,
     ILogger<ClusterReconciler> logger)
@@ -51,12 +52,14 @@ public sealed class ClusterReconciler(
 
     private async Task<ReconcileResult> ReconcileDeleteAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
-        var obs = await cloud.DeleteAsync(cluster.Uuid, cluster.Name, ct);
+        var credential = await LoadCredentialAsync(db, cluster.Uuid, ct);
+        var obs = await cloud.DeleteAsync(new ClusterRef(cluster.Uuid, cluster.Name, cluster.ProjectId, credential), ct);
         switch (obs.Phase)
         {
             case ProvisionPhase.Ready:
                 // Everything tagged with the cluster is confirmed gone: now (and only now) the records go.
                 await certificates.DeleteAsync(db, cluster.Uuid, ct);
+                await db.CloudCredentials.Where(c => c.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 await db.ClusterEvents.Where(e => e.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 db.Clusters.Remove(cluster);
                 logger.LogInformation("Cluster {Cluster} ({Uuid}) deleted: no cloud resource left", cluster.Name, cluster.Uuid);
@@ -97,7 +100,9 @@ public sealed class ClusterReconciler(
                 n.ImageId ?? template.ImageId,
                 n.NodeCount, n.NodesToRemove, n.DeleteRequested,
                 userData.Render(new NodeBootstrapContext(cluster.Uuid, cluster.Name, n.Name, n.Role, version, networkDriver, cluster.ApiAddress))))
-                .ToList());
+                .ToList(),
+            await LoadCredentialAsync(db, cluster.Uuid, ct),
+            template.DnsNameserver);
 
         var obs = await cloud.ReconcileAsync(spec, ct);
         now = time.GetUtcNow();
@@ -161,6 +166,16 @@ public sealed class ClusterReconciler(
                 return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
         }
     }
+
+    /// <summary>The cluster's cloud credential with its secret unsealed, or null when its cloud uses none.</summary>
+    private async Task<CloudCredential?> LoadCredentialAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
+    {
+        var row = await db.CloudCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == clusterUuid, ct);
+        return row is null ? null : new CloudCredential(row.CredentialId, secrets.Unprotect(row.ProtectedSecret, CloudCredentialPurpose(clusterUuid)), row.UserId);
+    }
+
+    /// <summary>The authenticated-data label sealing a cluster's cloud credential secret.</summary>
+    public static string CloudCredentialPurpose(string clusterUuid) => $"cloud-credential:{clusterUuid}";
 
     private ReconcileResult Fail(MagnetarDbContext db, Cluster cluster, string reason, string? status = null)
     {

@@ -177,6 +177,20 @@ public sealed class ClusterCertificateAuthority
     public DateTimeOffset CreatedAt { get; set; }
 }
 
+/// <summary>
+/// A cluster's own cloud credential (an OpenStack application credential of the creating user), created with the
+/// cluster and revoked after its resources are gone. The secret is stored only in protected (encrypted) form.
+/// </summary>
+public sealed class ClusterCloudCredential
+{
+    public long Id { get; set; }
+    public string ClusterUuid { get; set; } = "";
+    public string CredentialId { get; set; } = "";
+    public string UserId { get; set; } = "";
+    public string ProtectedSecret { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+}
+
 /// <summary>An event in a cluster's history: what the conductor did or saw, for operators and tenants.</summary>
 public sealed class ClusterEvent
 {

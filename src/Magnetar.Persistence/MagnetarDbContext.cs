@@ -20,6 +20,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<ServiceRecord> Services => Set<ServiceRecord>();
     public DbSet<ClusterCertificateAuthority> CertificateAuthorities => Set<ClusterCertificateAuthority>();
     public DbSet<ClusterEvent> ClusterEvents => Set<ClusterEvent>();
+    public DbSet<ClusterCloudCredential> CloudCredentials => Set<ClusterCloudCredential>();
     public DbSet<SimulatedResource> SimulatedResources => Set<SimulatedResource>();
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
@@ -94,6 +95,13 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.ToTable("cluster_cas");
             e.HasKey(x => x.Id);
             e.HasIndex(x => new { x.ClusterUuid, x.CaType }).IsUnique();
+        });
+
+        b.Entity<ClusterCloudCredential>(e =>
+        {
+            e.ToTable("cluster_cloud_credentials");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => x.ClusterUuid).IsUnique();
         });
 
         b.Entity<ClusterEvent>(e =>

@@ -2,6 +2,7 @@ using Magnetar.Api;
 using Magnetar.Bootstrap;
 using Magnetar.Bootstrap.Secrets;
 using Magnetar.Cloud;
+using Magnetar.Cloud.OpenStack;
 using Magnetar.Cloud.Simulated;
 using Magnetar.Conductor;
 using Magnetar.Identity;
@@ -125,12 +126,19 @@ public static class MagnetarHost
 
         // Cloud provider.
         var provider = config["Magnetar:Cloud:Provider"] ?? "simulated";
-        if (provider != "simulated")
-            throw new InvalidOperationException($"Unknown cloud provider '{provider}': this build supports 'simulated' (the OpenStack driver is issue #4).");
-        var simOptions = config.GetSection("Magnetar:Cloud:Simulated").Get<SimulatedCloudOptions>() ?? new SimulatedCloudOptions();
-        builder.Services.AddSingleton(simOptions);
-        builder.Services.AddSingleton<SimulatedCloudFaults>();
-        builder.Services.AddSingleton<ICloudProvider, SimulatedCloudProvider>();
+        switch (provider)
+        {
+            case "simulated":
+                builder.Services.AddSingleton(config.GetSection("Magnetar:Cloud:Simulated").Get<SimulatedCloudOptions>() ?? new SimulatedCloudOptions());
+                builder.Services.AddSingleton<SimulatedCloudFaults>();
+                builder.Services.AddSingleton<ICloudProvider, SimulatedCloudProvider>();
+                break;
+            case "openstack":
+                builder.Services.AddOpenStackCloud(OpenStackOptionsFrom(config));
+                break;
+            default:
+                throw new InvalidOperationException($"Unknown cloud provider '{provider}' (Magnetar:Cloud:Provider is simulated or openstack).");
+        }
         builder.Services.AddSingleton<IUserDataRenderer, NodeIdentityUserDataRenderer>();
 
         // Migrations run first: hosted services start in registration order.
@@ -147,6 +155,23 @@ public static class MagnetarHost
             builder.Services.AddHostedService<ConductorService>();
             builder.Services.AddHostedService<ServiceHeartbeat>();
         }
+    }
+
+    /// <summary>
+    /// <c>Magnetar:Cloud:OpenStack</c>, with Keystone's URL and the service user taken from the Keystone identity mode
+    /// (<c>Magnetar:Identity:Keystone</c>) where not given: one service user serves both.
+    /// </summary>
+    private static OpenStackOptions OpenStackOptionsFrom(IConfiguration config)
+    {
+        var o = config.GetSection("Magnetar:Cloud:OpenStack").Get<OpenStackOptions>() ?? new OpenStackOptions();
+        var keystone = config.GetSection("Magnetar:Identity:Keystone").Get<KeystoneOptions>() ?? new KeystoneOptions();
+        if (string.IsNullOrEmpty(o.AuthUrl)) o.AuthUrl = keystone.AuthUrl;
+        if (string.IsNullOrEmpty(o.Username)) { o.Username = keystone.Username; o.Password = keystone.Password; o.ProjectName = keystone.ProjectName; }
+        if (string.IsNullOrEmpty(o.AuthUrl))
+            throw new InvalidOperationException("The OpenStack cloud needs Magnetar:Cloud:OpenStack:AuthUrl (or Magnetar:Identity:Keystone:AuthUrl).");
+        if (!string.Equals(config["Magnetar:Identity:Mode"], "keystone", StringComparison.OrdinalIgnoreCase))
+            throw new InvalidOperationException("The OpenStack cloud needs Magnetar:Identity:Mode=keystone: clusters are provisioned with credentials made from the tenant's Keystone token.");
+        return o;
     }
 
     public static void Configure(WebApplication app)

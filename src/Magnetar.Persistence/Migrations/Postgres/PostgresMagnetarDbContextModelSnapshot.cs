@@ -203,6 +203,41 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.ToTable("cluster_cas", (string)null);
                 });
 
+            modelBuilder.Entity("Magnetar.Domain.ClusterCloudCredential", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("ClusterUuid")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CredentialId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("ProtectedSecret")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("UserId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ClusterUuid")
+                        .IsUnique();
+
+                    b.ToTable("cluster_cloud_credentials", (string)null);
+                });
+
             modelBuilder.Entity("Magnetar.Domain.ClusterEvent", b =>
                 {
                     b.Property<long>("Id")

@@ -193,6 +193,39 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                     b.ToTable("cluster_cas", (string)null);
                 });
 
+            modelBuilder.Entity("Magnetar.Domain.ClusterCloudCredential", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ClusterUuid")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CredentialId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedSecret")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ClusterUuid")
+                        .IsUnique();
+
+                    b.ToTable("cluster_cloud_credentials", (string)null);
+                });
+
             modelBuilder.Entity("Magnetar.Domain.ClusterEvent", b =>
                 {
                     b.Property<long>("Id")

@@ -1,0 +1,630 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+using Magnetar.Domain;
+using Microsoft.Extensions.Logging;
+
+namespace Magnetar.Cloud.OpenStack;
+
+/// <summary>
+/// Provisions clusters on a real OpenStack cloud: Neutron network, subnet, router and security groups, Nova server
+/// groups and servers, an Octavia load balancer for the API, floating IPs — in the cluster's project, with the
+/// cluster's own application credential.
+///
+/// Every pass is level-triggered: it lists what exists (found by the cluster's tag, or by the marker written into the
+/// description/name at creation, so a resource created just before a crash is adopted, not duplicated), creates what
+/// is missing, and returns at once with what it saw. Independent creations (network ∥ security groups ∥ server
+/// groups) happen in the same pass. Deletion walks the same marks in reverse dependency order and counts 404 as done.
+/// </summary>
+public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactory, OpenStackOptions options, TimeProvider time, ILoggerFactory loggers)
+    : ICloudProvider
+{
+    public const string HttpClientName = "openstack";
+    private const int ApiPort = 6443;
+    private readonly ConcurrentDictionary<string, OpenStackClients> _clients = new();
+    private readonly ILogger _logger = loggers.CreateLogger<OpenStackCloudProvider>();
+    private readonly OpenStackOptions _options = options;
+
+    public string Name => "openstack";
+
+    /// <summary>The tag every taggable resource of a cluster carries.</summary>
+    public static string Tag(string clusterUuid) => $"magnetar-cluster-{clusterUuid}";
+
+    /// <summary>The marker written at creation (description, or name where there is no description).</summary>
+    public static string Marker(string clusterUuid, string role) => $"magnetar:{clusterUuid}:{role}";
+
+    private static string MarkerPrefix(string clusterUuid) => $"magnetar:{clusterUuid}:";
+
+    // ------------------------------------------------------------------------------------------------ clients
+
+    internal sealed record OpenStackClients(KeystoneSession Session, ComputeClient Compute, NetworkClient Network,
+        LoadBalancerClient LoadBalancer, ImageClient Image, IdentityClient Identity);
+
+    private OpenStackClients NewClients(OpenStackCredential credential)
+    {
+        var http = httpFactory.CreateClient(HttpClientName);
+        var session = new KeystoneSession(http, options.AuthUrl, credential, options.Region, options.Interface, time, loggers.CreateLogger<KeystoneSession>());
+        var log = loggers.CreateLogger("Magnetar.Cloud.OpenStack.Http");
+        return new OpenStackClients(session, new ComputeClient(http, session, log), new NetworkClient(http, session, log),
+            new LoadBalancerClient(http, session, log), new ImageClient(http, session, log), new IdentityClient(http, session, log));
+    }
+
+    private OpenStackClients ServiceClients() => _clients.GetOrAdd("service", _ => NewClients(new OpenStackCredential.Password(
+        options.Username, options.Password, options.ProjectName, options.UserDomainName, options.ProjectDomainName)));
+
+    private OpenStackClients ClusterClients(CloudCredential credential)
+        => _clients.GetOrAdd("appcred:" + credential.Id, _ => NewClients(new OpenStackCredential.ApplicationCredential(credential.Id, credential.Secret)));
+
+    // ------------------------------------------------------------------------------------------------ credentials
+
+    public async Task<CloudCredential?> IssueCredentialAsync(CredentialRequest request, CancellationToken ct)
+    {
+        // Only a user can create their own application credential: this runs with the creating request's token.
+        var caller = NewClients(new OpenStackCredential.Token(request.CallerToken));
+        var name = $"magnetar-{request.ClusterUuid}";
+        var created = await caller.Identity.CreateApplicationCredentialAsync(request.UserId, name,
+            $"Magnetar cluster {request.ClusterName} ({request.ClusterUuid}): provisioning and cloud integration. Revoked when the cluster is deleted.",
+            options.ApplicationCredentialRoles, ct);
+        _logger.LogInformation("Application credential {Id} created for cluster {Cluster} ({Uuid}) with roles {Roles}",
+            created.Id, request.ClusterName, request.ClusterUuid, string.Join(",", options.ApplicationCredentialRoles));
+        return new CloudCredential(created.Id, created.Secret ?? throw new InvalidOperationException("Keystone returned no secret"), request.UserId);
+    }
+
+    // ------------------------------------------------------------------------------------------------ validation
+
+    public async Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
+    {
+        var c = r.CallerToken is null ? ServiceClients() : NewClients(new OpenStackCredential.Token(r.CallerToken));
+        try
+        {
+            // Magnum's attr_validator messages and codes (ImageNotFound and FlavorNotFound are 400s, KeyPairNotFound a 404).
+            if (r.ImageId is not null)
+            {
+                var image = await c.Image.FindImageAsync(r.ImageId, ct);
+                if (image is null) return new(400, $"Image {r.ImageId} could not be found.");
+                if (string.IsNullOrEmpty(image.OsDistro)) return new(400, $"Image {r.ImageId} doesn't contain os_distro field.");
+            }
+            foreach (var f in r.FlavorIds)
+                if (await c.Compute.FindFlavorAsync(f, ct) is null) return new(400, $"Unable to find flavor {f}.");
+            if (r.ExternalNetworkId is not null && await FindExternalNetworkAsync(c, r.ExternalNetworkId, ct) is null)
+                return new(400, $"Unable to find external network {r.ExternalNetworkId}.");
+            if (r.Keypair is not null && !await c.Compute.KeypairExistsAsync(r.Keypair, ct))
+                return new(404, $"Unable to find keypair {r.Keypair}.");
+            return null;
+        }
+        catch (Exception e) when (e is OpenStackApiException or OpenStackUnavailableException)
+        {
+            return new(503, $"Could not check the cloud references: {e.Message}");
+        }
+    }
+
+    private static async Task<Network?> FindExternalNetworkAsync(OpenStackClients c, string idOrName, CancellationToken ct)
+    {
+        var byId = Guid.TryParse(idOrName, out _) ? await c.Network.GetNetworkAsync(idOrName, ct) : null;
+        if (byId is not null) return byId.External ? byId : null;
+        var named = await c.Network.ListNetworksAsync($"name={Uri.EscapeDataString(idOrName)}&router:external=true", ct);
+        return named.Count == 1 ? named[0] : null;
+    }
+
+    // ------------------------------------------------------------------------------------------------ reconcile
+
+    public async Task<ClusterObservation> ReconcileAsync(ClusterSpec spec, CancellationToken ct)
+    {
+        if (spec.Credential is null)
+            return Failed("the cluster has no cloud credential (it was created without a Keystone token); delete it and create it again", []);
+        var c = ClusterClients(spec.Credential);
+        var pass = new ReconcilePass(this, c, spec, ct);
+        try
+        {
+            return await pass.RunAsync();
+        }
+        catch (OpenStackQuotaException e)
+        {
+            return Failed($"out of quota: {e.Message}", pass.Conditions);
+        }
+        catch (OpenStackApiException e) when (e is OpenStackServerException || e.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.ServiceUnavailable)
+        {
+            // The cloud is having trouble or a resource is busy: say so and try again; the create timeout bounds it.
+            _logger.LogWarning("Cluster {Uuid}: {Error} (will retry)", spec.ClusterUuid, e.Message);
+            return new ClusterObservation(ProvisionPhase.Progressing, $"retrying after a cloud error: {e.Message}", pass.Conditions, null, [])
+            { RequeueAfter = TimeSpan.FromSeconds(10) };
+        }
+        catch (OpenStackUnavailableException e)
+        {
+            _logger.LogWarning("Cluster {Uuid}: {Error} (will retry)", spec.ClusterUuid, e.Message);
+            return new ClusterObservation(ProvisionPhase.Progressing, $"retrying: {e.Message}", pass.Conditions, null, [])
+            { RequeueAfter = TimeSpan.FromSeconds(10) };
+        }
+        catch (OpenStackApiException e)
+        {
+            return Failed(e.Message, pass.Conditions);
+        }
+    }
+
+    private static ClusterObservation Failed(string message, IReadOnlyList<ConditionObservation> conditions)
+        => new(ProvisionPhase.Failed, message, conditions, null, []);
+
+    /// <summary>One reconcile pass over one cluster (state that lives only for the pass).</summary>
+    private sealed class ReconcilePass(OpenStackCloudProvider p, OpenStackClients c, ClusterSpec spec, CancellationToken ct)
+    {
+        public List<ConditionObservation> Conditions { get; } = [];
+        private readonly List<string> _waiting = [];
+        private readonly Dictionary<string, string> _fixedAddresses = [];
+        private string? _failure;
+        private string Tag => OpenStackCloudProvider.Tag(spec.ClusterUuid);
+        private string M(string role) => Marker(spec.ClusterUuid, role);
+
+        public async Task<ClusterObservation> RunAsync()
+        {
+            // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
+            var image = await c.Image.FindImageAsync(spec.ImageId, ct);
+            if (image is null) return Failed($"glance: image {spec.ImageId} not found", Conditions);
+            Network? external = null;
+            if (spec.ExternalNetworkId is not null)
+            {
+                external = await FindExternalNetworkAsync(c, spec.ExternalNetworkId, ct);
+                if (external is null) return Failed($"neutron: external network {spec.ExternalNetworkId} not found", Conditions);
+            }
+
+            // 1. Network, security groups and server groups do not depend on each other: one pass creates them all.
+            var networkTask = EnsureNetworkAsync(external);
+            var secGroupsTask = EnsureSecurityGroupsAsync();
+            var serverGroupsTask = EnsureServerGroupsAsync();
+            await Task.WhenAll(networkTask, secGroupsTask, serverGroupsTask);
+            var (networkId, subnetId) = networkTask.Result;
+            var (masterSg, workerSg) = secGroupsTask.Result;
+            var serverGroups = serverGroupsTask.Result;
+            Conditions.Add(Ready(ConditionTypes.NetworkReady));
+            Conditions.Add(Ready(ConditionTypes.SecurityGroupsReady));
+
+            // 2. Servers per nodegroup (they need network, security groups and server groups), and their floating IPs.
+            var servers = await c.Compute.ListServersByTagAsync(Tag, ct);
+            var ngObservations = new List<NodeGroupObservation>();
+            foreach (var ng in spec.NodeGroups)
+                ngObservations.Add(await ReconcileNodeGroupAsync(ng, servers, networkId, ng.Role == "master" ? masterSg : workerSg,
+                    serverGroups.GetValueOrDefault(ng.Name), external));
+
+            var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
+            var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
+
+            // 3. The API load balancer, its members (the control plane's addresses) and its floating IP.
+            string? apiAddress = null;
+            if (spec.MasterLbEnabled)
+                apiAddress = await ReconcileLoadBalancerAsync(subnetId, masters, external);
+            else
+            {
+                var first = masters.SelectMany(m => m.Nodes).FirstOrDefault(n => n.Status == "ACTIVE" && n.Address is not null);
+                if (first is not null) apiAddress = $"https://{first.Address}:{ApiPort}";
+            }
+
+            Conditions.Add(NodesCondition(ConditionTypes.ControlPlaneReady, masters));
+            Conditions.Add(NodesCondition(ConditionTypes.WorkersReady, workers));
+
+            var failure = _failure ?? ngObservations.Select(o => o.FailureMessage).FirstOrDefault(m => m is not null);
+            if (failure is not null) return new ClusterObservation(ProvisionPhase.Failed, failure, Conditions, apiAddress, ngObservations);
+            var allReady = Conditions.All(x => x.Status) && ngObservations.All(o => o.Ready || o.Gone) && apiAddress is not null;
+            var waiting = Conditions.FirstOrDefault(x => !x.Status);
+            return new ClusterObservation(allReady ? ProvisionPhase.Ready : ProvisionPhase.Progressing,
+                allReady ? null : $"{waiting?.Type ?? "Nodes"}: {waiting?.Message ?? string.Join(", ", _waiting)}", Conditions, apiAddress, ngObservations)
+            {
+                RequeueAfter = allReady ? null : TimeSpan.FromSeconds(3),
+            };
+        }
+
+        private static ConditionObservation Ready(string type) => new(type, true, "Ready");
+
+        private async Task<(string NetworkId, string SubnetId)> EnsureNetworkAsync(Network? external)
+        {
+            if (spec.FixedNetwork is not null)
+            {
+                var fixedNet = (Guid.TryParse(spec.FixedNetwork, out _) ? await c.Network.GetNetworkAsync(spec.FixedNetwork, ct) : null)
+                    ?? (await c.Network.ListNetworksAsync($"name={Uri.EscapeDataString(spec.FixedNetwork)}", ct)).SingleOrDefault()
+                    ?? throw new OpenStackApiException("neutron", $"find fixed network {spec.FixedNetwork}", HttpStatusCode.NotFound, "no such network (or the name is ambiguous)", null);
+                var subnets = await c.Network.ListSubnetsAsync($"network_id={fixedNet.Id}", ct);
+                var fixedSubnet = spec.FixedSubnet is null ? subnets.FirstOrDefault()
+                    : subnets.FirstOrDefault(s => s.Id == spec.FixedSubnet || s.Name == spec.FixedSubnet);
+                return (fixedNet.Id, fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
+                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null));
+            }
+
+            var network = (await c.Network.ListNetworksAsync($"description={Uri.EscapeDataString(M("network"))}", ct)).FirstOrDefault();
+            if (network is null)
+            {
+                network = await c.Network.CreateNetworkAsync($"{ResourceName(spec.ClusterName)}-net", M("network"), ct);
+                await c.Network.SetTagsAsync("networks", network.Id, [Tag], ct);
+            }
+            var subnet = (await c.Network.ListSubnetsAsync($"description={Uri.EscapeDataString(M("subnet"))}", ct)).FirstOrDefault();
+            if (subnet is null)
+            {
+                var cidr = spec.Labels.GetValueOrDefault("fixed_subnet_cidr") ?? p._options.DefaultSubnetCidr;
+                var dns = spec.DnsNameserver is not null ? [spec.DnsNameserver] : p._options.DnsNameservers;
+                subnet = await c.Network.CreateSubnetAsync($"{ResourceName(spec.ClusterName)}-subnet", M("subnet"), network.Id, cidr, dns, ct);
+                await c.Network.SetTagsAsync("subnets", subnet.Id, [Tag], ct);
+            }
+            if (external is not null)
+            {
+                var router = (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
+                if (router is null)
+                {
+                    router = await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
+                    await c.Network.SetTagsAsync("routers", router.Id, [Tag], ct);
+                }
+                var attached = (await c.Network.ListPortsAsync($"device_id={router.Id}&network_id={network.Id}", ct))
+                    .Any(port => port.FixedIps?.Any(ip => ip.SubnetId == subnet.Id) == true);
+                if (!attached) await c.Network.AddRouterInterfaceAsync(router.Id, subnet.Id, ct);
+            }
+            return (network.Id, subnet.Id);
+        }
+
+        private async Task<(SecurityGroup Master, SecurityGroup Worker)> EnsureSecurityGroupsAsync()
+        {
+            var master = await EnsureSecurityGroupAsync("secgroup-master");
+            var worker = await EnsureSecurityGroupAsync("secgroup-worker");
+            var apiCidrs = (spec.Labels.GetValueOrDefault("master_lb_allowed_cidrs") ?? "0.0.0.0/0")
+                .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            // Node to node: everything between the cluster's own groups (covers Calico BGP/IPIP/VXLAN, Cilium VXLAN
+            // and health checks, kubelet, etcd peers) — nothing else reaches the nodes except what follows.
+            var common = new List<RuleSpec> { new(null, null, null, null, master.Id), new(null, null, null, null, worker.Id) };
+            if (spec.Keypair is not null) common.Add(new RuleSpec("tcp", 22, 22, "0.0.0.0/0", null));
+            var masterRules = common.Concat(apiCidrs.Select(cidr => new RuleSpec("tcp", ApiPort, ApiPort, cidr, null))).ToList();
+            var workerRules = common.Concat([new RuleSpec("tcp", 30000, 32767, "0.0.0.0/0", null), new RuleSpec("udp", 30000, 32767, "0.0.0.0/0", null)]).ToList();
+            await Task.WhenAll(EnsureRulesAsync(master, masterRules), EnsureRulesAsync(worker, workerRules));
+            return (master, worker);
+        }
+
+        private async Task<SecurityGroup> EnsureSecurityGroupAsync(string role)
+        {
+            var group = (await c.Network.ListSecurityGroupsAsync($"description={Uri.EscapeDataString(M(role))}", ct)).FirstOrDefault();
+            if (group is not null) return group;
+            group = await c.Network.CreateSecurityGroupAsync($"{ResourceName(spec.ClusterName)}-{role}", M(role), ct);
+            await c.Network.SetTagsAsync("security-groups", group.Id, [Tag], ct);
+            return group;
+        }
+
+        private async Task EnsureRulesAsync(SecurityGroup group, IEnumerable<RuleSpec> rules)
+        {
+            foreach (var rule in rules)
+                if (group.SecurityGroupRules?.Any(rule.Matches) != true)
+                    await c.Network.CreateSecurityGroupRuleAsync(group.Id, rule, ct);
+        }
+
+        private async Task<Dictionary<string, ServerGroup>> EnsureServerGroupsAsync()
+        {
+            var existing = await c.Compute.ListServerGroupsAsync(ct);
+            var result = new Dictionary<string, ServerGroup>();
+            foreach (var ng in spec.NodeGroups.Where(n => !n.Deleting))
+            {
+                var name = ServerGroupName(spec.ClusterUuid, ng.Name);
+                var group = existing.FirstOrDefault(g => g.Name == name);
+                if (group is null)
+                {
+                    // Control planes spread for real (a host failure must not take the quorum); workers prefer to spread
+                    // but may share hosts so that scaling never stops at the host count. Labels override both.
+                    var policy = spec.Labels.GetValueOrDefault(ng.Role == "master" ? "master_server_group_policy" : "worker_server_group_policy")
+                                 ?? (ng.Role == "master" ? "anti-affinity" : "soft-anti-affinity");
+                    group = await c.Compute.CreateServerGroupAsync(name, policy, ct);
+                }
+                result[ng.Name] = group;
+            }
+            return result;
+        }
+
+        private async Task<NodeGroupObservation> ReconcileNodeGroupAsync(NodeGroupSpec ng, List<Server> allServers, string networkId,
+            SecurityGroup securityGroup, ServerGroup? serverGroup, Network? external)
+        {
+            var servers = allServers.Where(s => s.Metadata?.GetValueOrDefault("magnetar_nodegroup") == ng.Name && s.Status != "DELETED")
+                .OrderBy(s => ServerIndex(s.Name)).ToList();
+            var desired = ng.Deleting ? 0 : ng.NodeCount;
+
+            // Scale down: the nodes the tenant named first, then the newest.
+            var leaving = servers.Where(s => s.TaskState == "deleting").ToList();
+            servers = servers.Except(leaving).ToList();
+            var surplus = servers.Count - desired;
+            if (surplus > 0)
+            {
+                var victims = servers.Where(s => ng.NodesToRemove.Contains(s.Name) || ng.NodesToRemove.Contains(s.Id)).ToList();
+                victims.AddRange(servers.Except(victims).Reverse());
+                foreach (var v in victims.Take(surplus))
+                {
+                    await c.Compute.DeleteServerAsync(v.Id, ct);
+                    await DeleteServerFloatingIpAsync(v.Name);
+                    servers.Remove(v);
+                    leaving.Add(v);
+                }
+            }
+
+            // Scale up: the lowest free indexes.
+            if (serverGroup is not null && servers.Count < desired)
+            {
+                var flavor = await c.Compute.FindFlavorAsync(ng.FlavorId, ct);
+                if (flavor is null)
+                    return new NodeGroupObservation(ng.Name, [], false, false, $"nova: flavor {ng.FlavorId} of nodegroup {ng.Name} not found");
+                var image = ng.ImageId == spec.ImageId ? null : await c.Image.FindImageAsync(ng.ImageId, ct);
+                var imageId = image?.Id ?? (await c.Image.FindImageAsync(spec.ImageId, ct))!.Id;
+                var used = servers.Concat(leaving).Select(s => ServerIndex(s.Name)).ToHashSet();
+                for (var i = 0; servers.Count < desired; i++)
+                {
+                    if (used.Contains(i)) continue;
+                    var name = $"{ResourceName(spec.ClusterName)}-{ng.Name}-{i}";
+                    var metadata = new Dictionary<string, string>
+                    {
+                        ["magnetar_cluster"] = spec.ClusterUuid, ["magnetar_nodegroup"] = ng.Name, ["magnetar_role"] = ng.Role,
+                    };
+                    var created = await c.Compute.CreateServerAsync(name, imageId, flavor.Id, networkId, [securityGroup.Id],
+                        spec.Keypair, Convert.ToBase64String(Encoding.UTF8.GetBytes(ng.UserData)), serverGroup.Id, metadata, [Tag],
+                        BlockDevices(imageId), ct);
+                    p._logger.LogInformation("Cluster {Uuid}: server {Name} ({Id}) requested for nodegroup {NodeGroup}", spec.ClusterUuid, name, created.Id, ng.Name);
+                    servers.Add(created);
+                }
+            }
+
+            // Floating IPs for nodes when the cluster asks for them (Magnum's floating_ip_enabled).
+            var floating = new Dictionary<string, string>();
+            if (spec.FloatingIpEnabled && external is not null)
+                foreach (var s in servers.Where(s => s.Status == "ACTIVE" && s.FixedAddress is not null))
+                    floating[s.Id] = await EnsureServerFloatingIpAsync(s, external);
+
+            var errored = servers.FirstOrDefault(s => s.Status == "ERROR");
+            var failure = errored is null ? null
+                : $"nova: server {errored.Name} (id {errored.Id}, nodegroup {ng.Name}) went to ERROR: {errored.Fault?.Message ?? "no fault recorded"}";
+            foreach (var s in servers.Where(s => s.FixedAddress is not null)) _fixedAddresses[s.Name] = s.FixedAddress!;
+            var nodes = servers.Select(s => new NodeObservation(s.Name, s.Id, floating.GetValueOrDefault(s.Id) ?? s.FixedAddress, s.Status)).ToList();
+            var ready = servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;
+            if (!ready) _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE" + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
+            var gone = ng.Deleting && servers.Count == 0 && leaving.Count == 0;
+            if (gone && serverGroup is null)
+            {
+                var group = (await c.Compute.ListServerGroupsAsync(ct)).FirstOrDefault(g => g.Name == ServerGroupName(spec.ClusterUuid, ng.Name));
+                if (group is not null) { await c.Compute.DeleteServerGroupAsync(group.Id, ct); gone = false; }
+            }
+            return new NodeGroupObservation(ng.Name, nodes, ready, gone, failure);
+        }
+
+        /// <summary>Boot from a volume (<c>boot_volume_size</c> label) and a container volume (<c>docker_volume_size</c>), both deleted with the server.</summary>
+        private List<BlockDevice> BlockDevices(string imageId)
+        {
+            var devices = new List<BlockDevice>();
+            if (int.TryParse(spec.Labels.GetValueOrDefault("boot_volume_size"), out var boot) && boot > 0)
+                devices.Add(new BlockDevice("image", "volume", 0, boot, imageId, true));
+            if (spec.DockerVolumeSize is > 0)
+            {
+                if (devices.Count == 0) devices.Add(new BlockDevice("image", "local", 0, null, imageId, true));
+                devices.Add(new BlockDevice("blank", "volume", -1, spec.DockerVolumeSize, null, true));
+            }
+            return devices;
+        }
+
+        private async Task<string> EnsureServerFloatingIpAsync(Server server, Network external)
+        {
+            var marker = M($"fip-{server.Name}");
+            var fip = (await c.Network.ListFloatingIpsAsync($"description={Uri.EscapeDataString(marker)}", ct)).FirstOrDefault();
+            if (fip is not null && fip.PortId is not null) return fip.FloatingIpAddress;
+            var port = (await c.Network.ListPortsAsync($"device_id={server.Id}", ct)).FirstOrDefault()
+                ?? throw new OpenStackApiException("neutron", $"find the port of server {server.Name}", HttpStatusCode.NotFound, "the server has no port", null);
+            if (fip is null)
+            {
+                fip = await c.Network.CreateFloatingIpAsync(external.Id, port.Id, marker, ct);
+                await c.Network.SetTagsAsync("floatingips", fip.Id, [Tag], ct);
+            }
+            return fip.FloatingIpAddress;
+        }
+
+        private async Task DeleteServerFloatingIpAsync(string serverName)
+        {
+            foreach (var fip in await c.Network.ListFloatingIpsAsync($"description={Uri.EscapeDataString(M($"fip-{serverName}"))}", ct))
+                await c.Network.DeleteFloatingIpAsync(fip.Id, ct);
+        }
+
+        private async Task<string?> ReconcileLoadBalancerAsync(string subnetId, List<NodeGroupObservation> masters, Network? external)
+        {
+            var name = LoadBalancerName(spec.ClusterUuid);
+            var lb = (await c.LoadBalancer.ListLoadBalancersAsync($"name={Uri.EscapeDataString(name)}", ct)).FirstOrDefault();
+            if (lb is null)
+            {
+                lb = await c.LoadBalancer.CreateTcpLoadBalancerAsync(name, M("api-lb"), subnetId, ApiPort, [Tag], ct);
+                p._logger.LogInformation("Cluster {Uuid}: load balancer {Id} requested", spec.ClusterUuid, lb.Id);
+            }
+            switch (lb.ProvisioningStatus)
+            {
+                case "ERROR":
+                    _failure = $"octavia: load balancer {lb.Name} (id {lb.Id}) went to ERROR (operating status {lb.OperatingStatus})";
+                    Conditions.Add(new ConditionObservation(ConditionTypes.LoadBalancerReady, false, "Failed", _failure));
+                    return null;
+                case not "ACTIVE":
+                    Conditions.Add(new ConditionObservation(ConditionTypes.LoadBalancerReady, false, "Waiting",
+                        $"waiting for load balancer {lb.Name} ({lb.ProvisioningStatus})"));
+                    return null;
+            }
+
+            // Members: exactly the control plane's fixed addresses (batch update replaces the list in one call).
+            var poolId = lb.Pools?.FirstOrDefault()?.Id;
+            var wanted = masters.SelectMany(m => m.Nodes).Where(n => n.Status == "ACTIVE")
+                .Select(n => (Name: n.Name, Address: FixedAddressOf(n))).Where(x => x.Address is not null).ToList();
+            var membersReady = true;
+            if (poolId is not null)
+            {
+                var current = await c.LoadBalancer.ListMembersAsync(poolId, ct);
+                if (!current.Select(m => m.Address).ToHashSet().SetEquals(wanted.Select(w => w.Address!)))
+                {
+                    await c.LoadBalancer.ReplaceMembersAsync(poolId, wanted.Select(w => (w.Name, w.Address!, ApiPort, subnetId)), ct);
+                    membersReady = false;
+                }
+            }
+
+            var address = lb.VipAddress;
+            if (spec.FloatingIpEnabled && external is not null && LabelValues.Bool(spec.Labels, "master_lb_floating_ip_enabled", true))
+            {
+                var fip = (await c.Network.ListFloatingIpsAsync($"description={Uri.EscapeDataString(M("fip-api"))}", ct)).FirstOrDefault();
+                if (fip is null)
+                {
+                    fip = await c.Network.CreateFloatingIpAsync(external.Id, lb.VipPortId, M("fip-api"), ct);
+                    await c.Network.SetTagsAsync("floatingips", fip.Id, [Tag], ct);
+                }
+                address = fip.FloatingIpAddress;
+            }
+            Conditions.Add(membersReady
+                ? Ready(ConditionTypes.LoadBalancerReady)
+                : new ConditionObservation(ConditionTypes.LoadBalancerReady, false, "Waiting", $"updating the members of {lb.Name}"));
+            return $"https://{address}:{ApiPort}";
+
+            // A node's address is its floating IP when it has one; the pool needs the fixed one.
+            string? FixedAddressOf(NodeObservation n) => _fixedAddresses.GetValueOrDefault(n.Name);
+        }
+
+        private ConditionObservation NodesCondition(string type, List<NodeGroupObservation> groups)
+        {
+            if (groups.Count == 0) return Ready(type);
+            var failed = groups.FirstOrDefault(g => g.FailureMessage is not null);
+            if (failed is not null) return new ConditionObservation(type, false, "Failed", failed.FailureMessage);
+            var notReady = groups.Where(g => !g.Ready && !g.Gone).ToList();
+            if (notReady.Count == 0) return Ready(type);
+            var pending = notReady.SelectMany(g => g.Nodes.Where(n => n.Status != "ACTIVE").Select(n => $"server {n.Name} {n.Status}")).ToList();
+            return new ConditionObservation(type, false, "Waiting", pending.Count > 0
+                ? "waiting for " + string.Join(", ", pending)
+                : "waiting for nodes of " + string.Join(", ", notReady.Select(g => g.Name)));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ delete
+
+    public async Task<DeletionObservation> DeleteAsync(ClusterRef cluster, CancellationToken ct)
+    {
+        // No credential: the create never got as far as the cloud (nothing can exist in the project in its name).
+        if (cluster.Credential is null) return new DeletionObservation(ProvisionPhase.Ready, null, []);
+        var c = ClusterClients(cluster.Credential);
+        try
+        {
+            var remaining = await DeleteResourcesAsync(c, cluster, ct);
+            if (remaining.Count > 0)
+                return new DeletionObservation(ProvisionPhase.Progressing,
+                    "deleting " + string.Join(", ", remaining.Take(5)) + (remaining.Count > 5 ? $" and {remaining.Count - 5} more" : ""), remaining)
+                { RequeueAfter = TimeSpan.FromSeconds(2) };
+
+            // Last: the credential itself (a restricted application credential cannot delete itself: the service user does).
+            await ServiceClients().Identity.DeleteApplicationCredentialAsync(cluster.Credential.UserId, cluster.Credential.Id, ct);
+            _clients.TryRemove("appcred:" + cluster.Credential.Id, out _);
+            _logger.LogInformation("Cluster {Uuid}: application credential {Id} revoked", cluster.Uuid, cluster.Credential.Id);
+            return new DeletionObservation(ProvisionPhase.Ready, null, []);
+        }
+        catch (OpenStackApiException e) when (e.StatusCode == HttpStatusCode.Unauthorized && e.Service == "keystone")
+        {
+            // The application credential is gone (revoked by hand, or its user deleted): nothing can be listed with it.
+            return new DeletionObservation(ProvisionPhase.Failed,
+                $"the cluster's application credential {cluster.Credential.Id} no longer authenticates ({e.Message}); its resources (tag {Tag(cluster.Uuid)}) must be removed by an administrator", []);
+        }
+        catch (Exception e) when (e is OpenStackServerException or OpenStackUnavailableException or OpenStackConflictException)
+        {
+            _logger.LogWarning("Cluster {Uuid} delete: {Error} (will retry)", cluster.Uuid, e.Message);
+            return new DeletionObservation(ProvisionPhase.Progressing, $"retrying after a cloud error: {e.Message}", [])
+            { RequeueAfter = TimeSpan.FromSeconds(5) };
+        }
+        catch (OpenStackApiException e)
+        {
+            return new DeletionObservation(ProvisionPhase.Failed, e.Message, []);
+        }
+    }
+
+    /// <summary>
+    /// One pass of deletion in tiers (servers, load balancers and floating IPs; then router, leftover ports, server
+    /// groups and security groups; then subnets and the network). Returns what still exists; empty means all gone.
+    /// </summary>
+    private async Task<List<string>> DeleteResourcesAsync(OpenStackClients c, ClusterRef cluster, CancellationToken ct)
+    {
+        var tag = Tag(cluster.Uuid);
+        var prefix = MarkerPrefix(cluster.Uuid);
+        bool Ours(string? description, IEnumerable<string>? tags) => description?.StartsWith(prefix, StringComparison.Ordinal) == true || tags?.Contains(tag) == true;
+
+        // Tier 1: servers, load balancers (ours, and those the cluster's cloud-controller-manager made for Services), floating IPs.
+        var remaining = new List<string>();
+        foreach (var s in await c.Compute.ListServersByTagAsync(tag, ct))
+        {
+            if (s.TaskState != "deleting") await c.Compute.DeleteServerAsync(s.Id, ct);
+            remaining.Add($"server {s.Name} ({s.Id}, {s.Status})");
+        }
+        var ccmPrefix = $"kube_service_{CloudControllerClusterName(cluster.Uuid)}_";
+        foreach (var lb in await c.LoadBalancer.ListLoadBalancersAsync("", ct))
+        {
+            if (!(lb.Name == LoadBalancerName(cluster.Uuid) || lb.Name.StartsWith(ccmPrefix, StringComparison.Ordinal) || lb.Tags?.Contains(tag) == true)) continue;
+            // PENDING_* is transitional (including our own earlier delete): wait for it rather than fail.
+            if (!lb.ProvisioningStatus.StartsWith("PENDING_", StringComparison.Ordinal)) await c.LoadBalancer.DeleteLoadBalancerAsync(lb.Id, ct);
+            remaining.Add($"load balancer {lb.Name} ({lb.Id}, {lb.ProvisioningStatus})");
+        }
+        foreach (var fip in (await c.Network.ListFloatingIpsAsync("", ct)).Where(f => Ours(f.Description, f.Tags)))
+        {
+            await c.Network.DeleteFloatingIpAsync(fip.Id, ct);
+        }
+        if (remaining.Count > 0) return remaining;
+
+        // Tier 2: router (interfaces first), ports left on the cluster's network, server groups, security groups.
+        var networks = (await c.Network.ListNetworksAsync("", ct)).Where(n => Ours(n.Description, n.Tags)).ToList();
+        var subnets = (await c.Network.ListSubnetsAsync("", ct)).Where(s => Ours(s.Description, s.Tags)).ToList();
+        foreach (var router in (await c.Network.ListRoutersAsync("", ct)).Where(r => Ours(r.Description, r.Tags)))
+        {
+            foreach (var subnet in subnets) await c.Network.RemoveRouterInterfaceAsync(router.Id, subnet.Id, ct);
+            await c.Network.DeleteRouterAsync(router.Id, ct);
+        }
+        foreach (var network in networks)
+            foreach (var port in await c.Network.ListPortsAsync($"network_id={network.Id}", ct))
+                if (port.DeviceOwner is not ("network:dhcp" or "network:router_interface" or "network:distributed"))
+                    await c.Network.DeletePortAsync(port.Id, ct);
+        var groupPrefix = $"magnetar-{cluster.Uuid}-";
+        foreach (var group in (await c.Compute.ListServerGroupsAsync(ct)).Where(g => g.Name.StartsWith(groupPrefix, StringComparison.Ordinal)))
+            await c.Compute.DeleteServerGroupAsync(group.Id, ct);
+        foreach (var sg in (await c.Network.ListSecurityGroupsAsync("", ct)).Where(g => Ours(g.Description, g.Tags)))
+        {
+            try { await c.Network.DeleteSecurityGroupAsync(sg.Id, ct); }
+            catch (OpenStackConflictException e)
+            {
+                var users = await c.Network.ListPortsAsync($"security_groups={sg.Id}", ct);
+                remaining.Add($"security group {sg.Name} ({sg.Id}) in use by port(s) {string.Join(", ", users.Select(u => $"{u.Id} ({u.DeviceOwner})"))}: {e.ServiceMessage}");
+            }
+        }
+        if (remaining.Count > 0) return remaining;
+
+        // Tier 3: subnets, then the network.
+        foreach (var subnet in subnets)
+        {
+            try { await c.Network.DeleteSubnetAsync(subnet.Id, ct); }
+            catch (OpenStackConflictException e) { remaining.Add($"subnet {subnet.Name} ({subnet.Id}): {e.ServiceMessage}"); }
+        }
+        foreach (var network in networks)
+        {
+            try { await c.Network.DeleteNetworkAsync(network.Id, ct); }
+            catch (OpenStackConflictException e) { remaining.Add($"network {network.Name} ({network.Id}): {e.ServiceMessage}"); }
+        }
+        return remaining;
+    }
+
+    // ------------------------------------------------------------------------------------------------ names
+
+    public static string LoadBalancerName(string clusterUuid) => $"magnetar-{clusterUuid}-api";
+    public static string ServerGroupName(string clusterUuid, string nodeGroup) => $"magnetar-{clusterUuid}-{nodeGroup}";
+
+    /// <summary>The cluster name the cluster's openstack-cloud-controller-manager runs with (its LBs are named after it).</summary>
+    public static string CloudControllerClusterName(string clusterUuid) => $"magnetar-{clusterUuid}";
+
+    /// <summary>A cluster name made fit for host names: lower case letters, digits and dashes, at most 40 characters.</summary>
+    public static string ResourceName(string clusterName)
+    {
+        var s = NotHostChars().Replace(clusterName.ToLowerInvariant(), "-").Trim('-');
+        if (s.Length > 40) s = s[..40].TrimEnd('-');
+        return s.Length == 0 ? "cluster" : s;
+    }
+
+    private static int ServerIndex(string name)
+    {
+        var dash = name.LastIndexOf('-');
+        return dash >= 0 && int.TryParse(name.AsSpan(dash + 1), out var i) ? i : int.MaxValue;
+    }
+
+    [GeneratedRegex("[^a-z0-9-]+")]
+    private static partial Regex NotHostChars();
+}
+
+/// <summary>Label helpers the driver needs (Magnum's labels are strings).</summary>
+internal static class LabelValues
+{
+    public static bool Bool(IReadOnlyDictionary<string, string> labels, string key, bool fallback)
+        => labels.TryGetValue(key, out var v) && bool.TryParse(v, out var b) ? b : fallback;
+}

@@ -1,0 +1,32 @@
+namespace Magnetar.Cloud.OpenStack;
+
+/// <summary>Configuration section <c>Magnetar:Cloud:OpenStack</c>: where the cloud is and how Magnetar talks to it.</summary>
+public sealed class OpenStackOptions
+{
+    /// <summary>Keystone v3 endpoint (…/v3). Defaults to <c>Magnetar:Identity:Keystone:AuthUrl</c>.</summary>
+    public string AuthUrl { get; set; } = "";
+    public string Region { get; set; } = "RegionOne";
+    /// <summary>Catalog interface used to reach the services: public, internal or admin.</summary>
+    public string Interface { get; set; } = "public";
+
+    /// <summary>
+    /// Magnetar's service user (defaults to the Keystone identity mode's). Used for what no cluster credential can
+    /// do: revoking a cluster's application credential after the cluster's resources are gone.
+    /// </summary>
+    public string Username { get; set; } = "";
+    public string Password { get; set; } = "";
+    public string ProjectName { get; set; } = "service";
+    public string UserDomainName { get; set; } = "Default";
+    public string ProjectDomainName { get; set; } = "Default";
+
+    /// <summary>Roles given to each cluster's application credential (least privilege: what the cloud integration needs).</summary>
+    public List<string> ApplicationCredentialRoles { get; set; } = ["member"];
+
+    /// <summary>Private network of a cluster that names no fixed network (Magnum's <c>fixed_subnet_cidr</c> label overrides).</summary>
+    public string DefaultSubnetCidr { get; set; } = "10.0.0.0/24";
+    public List<string> DnsNameservers { get; set; } = [];
+
+    /// <summary>Seconds one HTTP attempt may take, and how many times an idempotent call is retried.</summary>
+    public int AttemptTimeoutSeconds { get; set; } = 30;
+    public int MaxRetries { get; set; } = 3;
+}
