@@ -1,0 +1,228 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Magnetar.Cloud.OpenStack;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Magnetar.Tests;
+
+/// <summary>
+/// The OpenStack HTTP plumbing against a scripted in-memory cloud (no network): authentication and renewal, catalog
+/// lookup, microversion headers, error bodies of each service mapped to typed exceptions, linked pagination, and the
+/// resilience pipeline's retry rules (idempotent calls retried, POST never).
+/// </summary>
+public sealed class OpenStackClientTests
+{
+    private const string Base = "http://127.0.0.1:1";
+
+    /// <summary>A cloud that answers from a script: Keystone tokens are built in; everything else is routed to <see cref="Routes"/>.</summary>
+    private sealed class ScriptedCloud : HttpMessageHandler
+    {
+        public readonly ConcurrentQueue<HttpRequestMessage> Requests = new();
+        public readonly ConcurrentDictionary<HttpRequestMessage, string?> Bodies = new();
+        public Func<HttpRequestMessage, HttpResponseMessage?> Routes = _ => null;
+        public int TokensIssued;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            Requests.Enqueue(request);
+            Bodies[request] = request.Content is null ? null : await request.Content.ReadAsStringAsync(ct);
+            if (request.Method == HttpMethod.Post && request.RequestUri!.AbsolutePath == "/identity/v3/auth/tokens")
+            {
+                var n = Interlocked.Increment(ref TokensIssued);
+                var response = Json(HttpStatusCode.Created, new JsonObject
+                {
+                    ["token"] = new JsonObject
+                    {
+                        ["expires_at"] = DateTimeOffset.UtcNow.AddHours(1).ToString("O"),
+                        ["user"] = new JsonObject { ["id"] = "u1" },
+                        ["project"] = new JsonObject { ["id"] = "p1" },
+                        ["catalog"] = new JsonArray(
+                            Service("compute", $"{Base}/compute/v2.1"),
+                            Service("network", $"{Base}/network"),
+                            Service("load-balancer", $"{Base}/lb"),
+                            Service("image", $"{Base}/image")),
+                    },
+                });
+                response.Headers.Add("X-Subject-Token", $"token-{n}");
+                return response;
+            }
+            return Routes(request) ?? Json(HttpStatusCode.NotFound, new JsonObject { ["itemNotFound"] = new JsonObject { ["message"] = "no route", ["code"] = 404 } });
+        }
+
+        private static JsonObject Service(string type, string url) => new()
+        {
+            ["type"] = type,
+            ["endpoints"] = new JsonArray(
+                new JsonObject { ["interface"] = "public", ["region_id"] = "RegionOne", ["url"] = url },
+                new JsonObject { ["interface"] = "internal", ["region_id"] = "RegionOne", ["url"] = url + "-internal" }),
+        };
+    }
+
+    private static HttpResponseMessage Json(HttpStatusCode status, JsonNode body)
+        => new(status) { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
+
+    private static HttpResponseMessage Text(HttpStatusCode status, string body) => new(status) { Content = new StringContent(body) };
+
+    /// <summary>Clients built the way the server builds them (DI, resilience pipeline), with the scripted cloud underneath.</summary>
+    private static (ComputeClient Compute, NetworkClient Network, LoadBalancerClient Lb, KeystoneSession Session) Clients(ScriptedCloud cloud)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(TimeProvider.System);
+        services.AddOpenStackCloud(new OpenStackOptions { AuthUrl = $"{Base}/identity/v3", MaxRetries = 2, AttemptTimeoutSeconds = 5 },
+            http => http.ConfigurePrimaryHttpMessageHandler(() => cloud));
+        var sp = services.BuildServiceProvider();
+        var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(OpenStackCloudProvider.HttpClientName);
+        var session = new KeystoneSession(http, $"{Base}/identity/v3", new OpenStackCredential.ApplicationCredential("ac1", "s3cret"),
+            "RegionOne", "public", TimeProvider.System, NullLogger.Instance);
+        return (new ComputeClient(http, session, NullLogger.Instance), new NetworkClient(http, session, NullLogger.Instance),
+            new LoadBalancerClient(http, session, NullLogger.Instance), session);
+    }
+
+    [Fact]
+    public async Task Authenticates_with_the_application_credential_and_uses_the_public_endpoint_and_microversion()
+    {
+        var cloud = new ScriptedCloud
+        {
+            Routes = r => r.RequestUri!.AbsolutePath == "/compute/v2.1/os-server-groups"
+                ? Json(HttpStatusCode.OK, new JsonObject { ["server_groups"] = new JsonArray(new JsonObject { ["id"] = "g1", ["name"] = "n", ["policy"] = "anti-affinity" }) })
+                : null,
+        };
+        var (compute, _, _, session) = Clients(cloud);
+        var groups = await compute.ListServerGroupsAsync(default);
+
+        Assert.Equal("g1", Assert.Single(groups).Id);
+        var auth = cloud.Requests.First();
+        var authBody = JsonNode.Parse(cloud.Bodies[auth]!)!;
+        Assert.Equal("application_credential", (string?)authBody["auth"]!["identity"]!["methods"]![0]);
+        Assert.Equal("ac1", (string?)authBody["auth"]!["identity"]!["application_credential"]!["id"]);
+        Assert.NotNull(auth.Content!.Headers.ContentLength); // not chunked: uwsgi-hosted services refuse chunked bodies
+        var call = cloud.Requests.Last();
+        Assert.Equal("token-1", call.Headers.GetValues("X-Auth-Token").Single());
+        Assert.Equal("compute 2.67", call.Headers.GetValues("OpenStack-API-Version").Single());
+        Assert.Equal("u1", session.UserId);
+    }
+
+    [Fact]
+    public async Task A_401_renews_the_token_once_and_repeats_the_call()
+    {
+        var calls = 0;
+        var cloud = new ScriptedCloud
+        {
+            Routes = r => r.RequestUri!.AbsolutePath.EndsWith("/os-server-groups")
+                ? Interlocked.Increment(ref calls) == 1
+                    ? Json(HttpStatusCode.Unauthorized, new JsonObject { ["error"] = new JsonObject { ["message"] = "expired" } })
+                    : Json(HttpStatusCode.OK, new JsonObject { ["server_groups"] = new JsonArray() })
+                : null,
+        };
+        var (compute, _, _, _) = Clients(cloud);
+        Assert.Empty(await compute.ListServerGroupsAsync(default));
+        Assert.Equal(2, cloud.TokensIssued);
+        Assert.Equal("token-2", cloud.Requests.Last().Headers.GetValues("X-Auth-Token").Single());
+    }
+
+    public static TheoryData<HttpStatusCode, string, Type, string> ErrorBodies => new()
+    {
+        { HttpStatusCode.NotFound, """{"itemNotFound": {"message": "Flavor m9 could not be found.", "code": 404}}""", typeof(OpenStackNotFoundException), "Flavor m9 could not be found." },
+        { HttpStatusCode.Conflict, """{"NeutronError": {"type": "OverQuota", "message": "Quota exceeded for resources: ['router'].", "detail": ""}}""", typeof(OpenStackQuotaException), "Quota exceeded for resources: ['router']." },
+        { HttpStatusCode.Conflict, """{"NeutronError": {"type": "InUse", "message": "Security Group 1 in use.", "detail": ""}}""", typeof(OpenStackConflictException), "Security Group 1 in use." },
+        { HttpStatusCode.Forbidden, """{"forbidden": {"message": "Quota exceeded for instances: Requested 3, but already used 9 of 10 instances", "code": 403}}""", typeof(OpenStackQuotaException), "Quota exceeded for instances" },
+        { HttpStatusCode.RequestEntityTooLarge, """{"overLimit": {"message": "Maximum number of ports exceeded", "code": 413}}""", typeof(OpenStackQuotaException), "Maximum number of ports exceeded" },
+        { HttpStatusCode.BadRequest, """{"faultcode": "Client", "faultstring": "Invalid input for field/attribute vip_subnet_id.", "debuginfo": null}""", typeof(OpenStackApiException), "Invalid input for field/attribute vip_subnet_id." },
+        { HttpStatusCode.InternalServerError, "<html><body><h1>500 Internal Server Error</h1>oops</body></html>", typeof(OpenStackServerException), "500 Internal Server Error oops" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ErrorBodies))]
+    public async Task Error_bodies_of_every_service_become_typed_exceptions_naming_service_call_and_message(HttpStatusCode status, string body, Type expected, string message)
+    {
+        var cloud = new ScriptedCloud
+        {
+            Routes = r => r.Method == HttpMethod.Post ? Text(status, body).With(m => m.Headers.Add("x-openstack-request-id", "req-42")) : null,
+        };
+        var (_, network, _, _) = Clients(cloud);
+        var e = await Assert.ThrowsAnyAsync<OpenStackApiException>(() => network.CreateNetworkAsync("n1", "d", default));
+        Assert.IsType(expected, e);
+        Assert.Equal(status, e.StatusCode);
+        Assert.Contains(message, e.ServiceMessage);
+        Assert.StartsWith("neutron: create network n1 failed with", e.Message);
+        Assert.Contains("req-42", e.Message);
+    }
+
+    [Fact]
+    public async Task Lists_follow_next_links_across_pages()
+    {
+        var cloud = new ScriptedCloud
+        {
+            Routes = r =>
+            {
+                var path = r.RequestUri!.PathAndQuery;
+                if (!path.StartsWith("/compute/v2.1/servers/detail")) return null;
+                var page = path.Contains("marker=s2") ? 2 : 1;
+                var servers = page == 1
+                    ? new JsonArray(new JsonObject { ["id"] = "s1", ["name"] = "a", ["status"] = "ACTIVE" }, new JsonObject { ["id"] = "s2", ["name"] = "b", ["status"] = "BUILD" })
+                    : new JsonArray(new JsonObject { ["id"] = "s3", ["name"] = "c", ["status"] = "ERROR", ["fault"] = new JsonObject { ["message"] = "No valid host" } });
+                var body = new JsonObject { ["servers"] = servers };
+                // Nova's links are absolute, carry its /v2.1 prefix and may name another host than the catalog.
+                if (page == 1) body["servers_links"] = new JsonArray(new JsonObject { ["rel"] = "next", ["href"] = "http://nova.internal:8774/v2.1/servers/detail?tags=t&marker=s2" });
+                return Json(HttpStatusCode.OK, body);
+            },
+        };
+        var (compute, _, _, _) = Clients(cloud);
+        var all = await compute.ListServersByTagAsync("t", default);
+        Assert.Equal(["s1", "s2", "s3"], all.Select(s => s.Id));
+        Assert.Equal("No valid host", all[2].Fault?.Message);
+        Assert.All(cloud.Requests.Skip(1), r => Assert.Equal("127.0.0.1", r.RequestUri!.Host));
+    }
+
+    [Fact]
+    public async Task Idempotent_calls_are_retried_on_5xx_but_creations_are_not()
+    {
+        var gets = 0;
+        var posts = 0;
+        var cloud = new ScriptedCloud
+        {
+            Routes = r =>
+            {
+                if (r.RequestUri!.AbsolutePath != "/network/v2.0/networks") return null;
+                if (r.Method == HttpMethod.Get)
+                    return Interlocked.Increment(ref gets) < 3
+                        ? Text(HttpStatusCode.ServiceUnavailable, "busy")
+                        : Json(HttpStatusCode.OK, new JsonObject { ["networks"] = new JsonArray() });
+                Interlocked.Increment(ref posts);
+                return Text(HttpStatusCode.ServiceUnavailable, "busy");
+            },
+        };
+        var (_, network, _, _) = Clients(cloud);
+        Assert.Empty(await network.ListNetworksAsync("name=x", default));
+        Assert.Equal(3, gets);
+
+        await Assert.ThrowsAsync<OpenStackServerException>(() => network.CreateNetworkAsync("n", "d", default));
+        Assert.Equal(1, posts); // a POST that may have gone through is never repeated blindly
+    }
+
+    [Fact]
+    public async Task Delete_counts_404_as_done()
+    {
+        var cloud = new ScriptedCloud(); // every route answers 404
+        var (_, _, lb, _) = Clients(cloud);
+        Assert.False(await lb.DeleteLoadBalancerAsync("gone", default));
+        Assert.EndsWith("/lb/v2/lbaas/loadbalancers/gone?cascade=true", cloud.Requests.Last().RequestUri!.PathAndQuery);
+    }
+
+    [Fact]
+    public void Cluster_names_become_host_name_safe_resource_names()
+    {
+        Assert.Equal("my-cluster", OpenStackCloudProvider.ResourceName("My_Cluster"));
+        Assert.Equal("cluster", OpenStackCloudProvider.ResourceName("../../"));
+        Assert.True(OpenStackCloudProvider.ResourceName(new string('x', 300)).Length <= 40);
+    }
+}
+
+internal static class HttpResponseExtensions
+{
+    public static HttpResponseMessage With(this HttpResponseMessage m, Action<HttpResponseMessage> change) { change(m); return m; }
+}
