@@ -25,7 +25,7 @@ public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimePro
         Magnetar.Cloud.CloudCredential? credential;
         try
         {
-            credential = await cloud.IssueCredentialAsync(new Magnetar.Cloud.CredentialRequest(cluster.Uuid, cluster.Name, caller.UserId, caller.ProjectId, token), ct);
+            credential = await cloud.IssueCredentialAsync(new Magnetar.Cloud.CredentialRequest(cluster.Uuid, cluster.Name, caller.UserId, caller.ProjectId, token, caller.Roles), ct);
         }
         catch (Exception e) when (e is not OperationCanceledException and not MagnumError)
         {

@@ -52,15 +52,15 @@ public sealed class LoadBalancerClient(HttpClient http, KeystoneSession session,
     public Task<List<Member>> ListMembersAsync(string poolId, CancellationToken ct)
         => ListAsync<Member>($"/v2/lbaas/pools/{Q(poolId)}/members", "members", $"list members of pool {poolId}", ct);
 
-    /// <summary>Sets a pool's whole member list in one call (batch update): level-triggered by nature.</summary>
-    public Task ReplaceMembersAsync(string poolId, IEnumerable<(string Name, string Address, int Port, string SubnetId)> members, CancellationToken ct)
-        => SendAsync(HttpMethod.Put, $"/v2/lbaas/pools/{Q(poolId)}/members", new JsonObject
+    /// <summary>Adds a member (the load balancer must be ACTIVE; it goes PENDING_UPDATE while Octavia applies it).</summary>
+    public Task AddMemberAsync(string poolId, string name, string address, int port, string subnetId, CancellationToken ct)
+        => SendAsync(HttpMethod.Post, $"/v2/lbaas/pools/{Q(poolId)}/members", new JsonObject
         {
-            ["members"] = new JsonArray(members.Select(m => (JsonNode)new JsonObject
-            {
-                ["name"] = m.Name, ["address"] = m.Address, ["protocol_port"] = m.Port, ["subnet_id"] = m.SubnetId,
-            }).ToArray()),
-        }, $"set members of pool {poolId}", ct, null, HttpStatusCode.Accepted);
+            ["member"] = new JsonObject { ["name"] = name, ["address"] = address, ["protocol_port"] = port, ["subnet_id"] = subnetId },
+        }, $"add member {name} ({address}) to pool {poolId}", ct, null, HttpStatusCode.Created);
+
+    public Task<bool> RemoveMemberAsync(string poolId, string memberId, CancellationToken ct)
+        => DeleteAsync($"/v2/lbaas/pools/{Q(poolId)}/members/{Q(memberId)}", $"remove member {memberId} from pool {poolId}", ct);
 
     /// <summary>Deletes a load balancer with everything under it; 404 counts as done.</summary>
     public Task<bool> DeleteLoadBalancerAsync(string id, CancellationToken ct)

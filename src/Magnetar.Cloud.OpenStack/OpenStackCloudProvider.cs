@@ -63,11 +63,15 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         // Only a user can create their own application credential: this runs with the creating request's token.
         var caller = NewClients(new OpenStackCredential.Token(request.CallerToken));
         var name = $"magnetar-{request.ClusterUuid}";
+        var roles = _options.ApplicationCredentialRoles.Where(r => request.CallerRoles.Contains(r, StringComparer.OrdinalIgnoreCase)).ToList();
+        if (roles.Count == 0)
+            throw new OpenStackApiException("keystone", $"create application credential {name}", HttpStatusCode.Forbidden,
+                $"the caller has none of the roles a cluster credential may carry ({string.Join(", ", _options.ApplicationCredentialRoles)})", null);
         var created = await caller.Identity.CreateApplicationCredentialAsync(request.UserId, name,
             $"Magnetar cluster {request.ClusterName} ({request.ClusterUuid}): provisioning and cloud integration. Revoked when the cluster is deleted.",
-            options.ApplicationCredentialRoles, ct);
+            roles, ct);
         _logger.LogInformation("Application credential {Id} created for cluster {Cluster} ({Uuid}) with roles {Roles}",
-            created.Id, request.ClusterName, request.ClusterUuid, string.Join(",", options.ApplicationCredentialRoles));
+            created.Id, request.ClusterName, request.ClusterUuid, string.Join(",", roles));
         return new CloudCredential(created.Id, created.Secret ?? throw new InvalidOperationException("Keystone returned no secret"), request.UserId);
     }
 
@@ -437,7 +441,9 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                     return null;
             }
 
-            // Members: exactly the control plane's fixed addresses (batch update replaces the list in one call).
+            // Members: exactly the control plane's fixed addresses. One change per pass: each puts the load balancer in
+            // PENDING_UPDATE until Octavia has applied it. (Octavia's batch member update is not used: with the all-in-one's
+            // no-op amphora driver it answers 202 and changes nothing.)
             var poolId = lb.Pools?.FirstOrDefault()?.Id;
             var wanted = masters.SelectMany(m => m.Nodes).Where(n => n.Status == "ACTIVE")
                 .Select(n => (Name: n.Name, Address: FixedAddressOf(n))).Where(x => x.Address is not null).ToList();
@@ -445,9 +451,16 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             if (poolId is not null)
             {
                 var current = await c.LoadBalancer.ListMembersAsync(poolId, ct);
-                if (!current.Select(m => m.Address).ToHashSet().SetEquals(wanted.Select(w => w.Address!)))
+                var extra = current.FirstOrDefault(m => wanted.All(w => w.Address != m.Address));
+                var missing = wanted.FirstOrDefault(w => current.All(m => m.Address != w.Address));
+                if (extra is not null)
                 {
-                    await c.LoadBalancer.ReplaceMembersAsync(poolId, wanted.Select(w => (w.Name, w.Address!, ApiPort, subnetId)), ct);
+                    await c.LoadBalancer.RemoveMemberAsync(poolId, extra.Id, ct);
+                    membersReady = false;
+                }
+                else if (missing.Address is not null)
+                {
+                    await c.LoadBalancer.AddMemberAsync(poolId, missing.Name, missing.Address, ApiPort, subnetId, ct);
                     membersReady = false;
                 }
             }

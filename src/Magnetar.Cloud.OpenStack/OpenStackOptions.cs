@@ -19,8 +19,11 @@ public sealed class OpenStackOptions
     public string UserDomainName { get; set; } = "Default";
     public string ProjectDomainName { get; set; } = "Default";
 
-    /// <summary>Roles given to each cluster's application credential (least privilege: what the cloud integration needs).</summary>
-    public List<string> ApplicationCredentialRoles { get; set; } = ["member"];
+    /// <summary>
+    /// Roles a cluster's application credential may carry: it gets those of them the creating user has (least
+    /// privilege — never admin). Octavia's default policy needs load-balancer_member for Services of type LoadBalancer.
+    /// </summary>
+    public List<string> ApplicationCredentialRoles { get; set; } = ["member", "load-balancer_member"];
 
     /// <summary>Private network of a cluster that names no fixed network (Magnum's <c>fixed_subnet_cidr</c> label overrides).</summary>
     public string DefaultSubnetCidr { get; set; } = "10.0.0.0/24";

@@ -33,7 +33,7 @@ public sealed record CloudCredential(string Id, string Secret, string UserId)
 public sealed record ClusterRef(string Uuid, string Name, string ProjectId, CloudCredential? Credential);
 
 /// <summary>Who asks for a new cluster, with the token of their request (only used while the request lasts).</summary>
-public sealed record CredentialRequest(string ClusterUuid, string ClusterName, string UserId, string ProjectId, string CallerToken);
+public sealed record CredentialRequest(string ClusterUuid, string ClusterName, string UserId, string ProjectId, string CallerToken, IReadOnlyList<string> CallerRoles);
 
 /// <summary>A nodegroup's desired state. <see cref="Deleting"/> asks for all its nodes to go.</summary>
 public sealed record NodeGroupSpec(

@@ -8,7 +8,7 @@ public sealed class ConductorOptions
     /// <summary>How often to look for due work when nothing pokes the conductor.</summary>
     public int PollIntervalMs { get; set; } = 1000;
     /// <summary>How long a claim on a cluster lasts; a crashed replica's work is taken over after this.</summary>
-    public int LeaseSeconds { get; set; } = 20;
+    public int LeaseSeconds { get; set; } = 60;
     /// <summary>Clusters reconciled at the same time by one process.</summary>
     public int MaxParallel { get; set; } = 8;
     /// <summary>Interval of the service heartbeat shown by <c>GET /v1/mservices</c>.</summary>
