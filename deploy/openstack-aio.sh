@@ -4,11 +4,26 @@
 # STATE_DIR; nothing under /etc is used and no Debian service is started.
 #   deploy/openstack-aio.sh start|stop|status [STATE_DIR]      (default STATE_DIR: .work/openstack)
 #
-# Work in progress (issue #4). Running today: PostgreSQL 15, RabbitMQ, Keystone, Placement, Glance (file store,
-# seeded images), Nova (API, conductor, scheduler, compute with the fake virt driver; seeded flavors), Neutron server
-# (ML2 flat/vxlan, routers, floating IPs; external network "public" 172.24.4.0/24).
-# Not yet: port binding (servers with ports go ERROR, see start_neutron), Octavia (noop), Cinder (fake driver).
-# Ports: PostgreSQL 55442, RabbitMQ 55672, Keystone 35357, Placement 38778, Glance 39292, Nova 38774, Neutron 39696.
+# What runs (every process from STATE_DIR's configs, loopback only; findings and numbers in deploy/openstack-aio/NOTES.md):
+#   PostgreSQL 15 (deploy/postgres.sh; every service's database)   127.0.0.1:55442
+#   RabbitMQ (private node "aio")                                   127.0.0.1:55672 (Erlang distribution 55673, epmd 4369)
+#   Keystone (deploy/keystone.sh, uwsgi)                            127.0.0.1:35357  /v3
+#   Placement (uwsgi)                                               127.0.0.1:38778
+#   Glance API (file store; images fedora-coreos-40, ubuntu-24.04)  127.0.0.1:39292
+#   Nova API (uwsgi), conductor, scheduler, compute (fake virt driver: servers go ACTIVE, nothing boots)
+#                                                                   127.0.0.1:38774  /v2.1
+#   Neutron server (ML2 flat/vxlan, no agents; ports bound by deploy/openstack-aio/pylib; routers, floating IPs;
+#     external network "public" 172.24.4.0/24)                      127.0.0.1:39696
+#   Octavia API (uwsgi, amphora provider) and worker (no-op amphora/compute drivers: load balancers go ACTIVE,
+#     no amphora VM)                                                127.0.0.1:39876
+#   Cinder API (uwsgi), scheduler, volume (fake driver, backend and default type "fake": volumes go "available",
+#     no storage; boot from volume works)                           127.0.0.1:38776  /v3/%(project_id)s
+# Catalog also has "magnum" (container-infra) at http://127.0.0.1:9511/v1, Magnetar's own port (not started here).
+# Seeds: projects admin/service/demo; users admin, demo (member, load-balancer_member), demo-reader (reader) and
+# magnetar (admin on project service, like Magnum's service user: it validates tenants' tokens); flavors m1.*;
+# large demo quotas. Writes STATE_DIR/openrc-admin, STATE_DIR/openrc-demo and STATE_DIR/env (credentials, public
+# network and image ids, for tests). "start" on a running all-in-one only starts what is down (configs are rewritten
+# only for services that are started). "stop" ends exactly the processes it started (process groups from pid files).
 set -euo pipefail
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,23 +34,69 @@ placement_port=38778
 glance_port=39292
 nova_port=38774
 neutron_port=39696
+octavia_port=39876
+cinder_port=38776
+magnum_port=9511
 py=/usr/bin/python3   # Debian's interpreter: the OpenStack modules live in its dist-packages
+pylib=$root/deploy/openstack-aio/pylib   # this all-in-one's ML2, Octavia network and Cinder volume drivers
+host_name=aio          # Nova compute host, Neutron binding host, Cinder volume host
 
-packages=(python3-openstackclient python3-psycopg2 python3-placement python3-glance python3-nova python3-neutron placement-common glance-common nova-common neutron-common rabbitmq-server uwsgi-plugin-python3 keystone postgresql)
+packages=(python3-openstackclient python3-octaviaclient python3-cinderclient python3-psycopg2
+  python3-placement python3-glance python3-nova python3-neutron python3-octavia python3-cinder
+  placement-common glance-common nova-common neutron-common octavia-common cinder-common
+  rabbitmq-server uwsgi-plugin-python3 keystone postgresql openssl curl)
 
 ensure_installed() {
-  local missing=()
-  for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return
-  echo "openstack-aio: installing ${missing[*]}" >&2
+  local missing
+  missing=$(dpkg-query -W -f='${Status} ${Package}\n' "${packages[@]}" 2>&1 | awk '!/ok installed/ {print $NF}' || true)
+  [ -z "$missing" ] && return
+  echo "openstack-aio: installing" $missing >&2
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   rm -f /usr/sbin/policy-rc.d
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 wait_http() { for _ in $(seq 1 "${2:-120}"); do curl -sf --max-time 5 -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
+die() { echo "openstack-aio: $*" >&2; exit 1; }
+
+# spawn PIDFILE LOG DIR CMD...: runs CMD in its own session (so its pid is its process group: stop signals the whole
+# group, workers included), unless the pid file names a live process.
+spawn() {
+  local pidf=$1 log=$2 dir=$3; shift 3
+  pid_alive "$pidf" && return 0
+  ( cd "$dir" && exec setsid "$@" ) >"$log" 2>&1 </dev/null &
+  echo $! > "$pidf"
+}
+# stop_group PIDFILE: TERM to the process group (to the process alone if it leads none), KILL after 10 s.
+stop_group() {
+  local pidf=$1 target
+  [ -f "$pidf" ] || return 0
+  target=$(cat "$pidf")
+  kill -0 -- "-$target" 2>/dev/null && target=-$target
+  if kill -0 -- "$target" 2>/dev/null; then
+    kill -TERM -- "$target" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 -- "$target" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "$target" 2>/dev/null || true
+  fi
+  rm -f "$pidf"
+}
+# uwsgi_app PIDFILE LOG PORT WSGI_FILE [uwsgi options...]: a WSGI API behind uwsgi's HTTP router (keep-alive, so
+# keystoneauth clients do not see reset connections), one worker.
+uwsgi_app() {
+  local pidf=$1 log=$2 port=$3 wsgi=$4; shift 4
+  spawn "$pidf" "$log" "$(dirname "$pidf")" uwsgi --plugins http,python3 --http "127.0.0.1:$port" --http-keepalive \
+    --http-auto-chunked --wsgi-file "$wsgi" --processes 1 --threads 1 --master --die-on-term --disable-logging --lazy-apps "$@"
+}
+# py_daemon PIDFILE LOG MODULE NAME CONF [PYTHONPATH]: an OpenStack service's console main() from Debian's python3
+# (the python3-* packages ship the modules; their service packages would also pull in init scripts or hypervisors).
+py_daemon() {
+  local pidf=$1 log=$2 module=$3 name=$4 conf=$5 pp=${6:-}
+  spawn "$pidf" "$log" "$(dirname "$pidf")" env PYTHONPATH="$pp" $py -c \
+    "import sys; sys.argv[0]='$name'; from $module import main; sys.exit(main())" --config-file "$conf"
+}
 
 # ---------------------------------------------------------------- RabbitMQ (private node, loopback only)
 rmq_vars() {
@@ -45,25 +106,35 @@ rmq_vars() {
     RABBITMQ_PID_FILE="$state/rabbitmq/pid" RABBITMQ_CONFIG_FILE="$state/rabbitmq/rabbitmq" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$state/rabbitmq/enabled_plugins" RABBITMQ_CONF_ENV_FILE="$state/rabbitmq/rabbitmq-env.conf"
 }
+# shellcheck disable=SC2046
 rmqctl() { runuser -u rabbitmq -- env $(rmq_vars) /usr/lib/rabbitmq/bin/rabbitmqctl -n aio@localhost "$@"; }
+rmq_up() { [ -f "$state/rabbitmq/pid" ] && kill -0 "$(cat "$state/rabbitmq/pid")" 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$rmq_port) 2>/dev/null; }
 start_rabbitmq() {
+  rmq_up && return 0
   mkdir -p "$state/rabbitmq/log" "$state/rabbitmq/mnesia"
   echo "[]." > "$state/rabbitmq/enabled_plugins"
   printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "$rmq_port" > "$state/rabbitmq/rabbitmq.conf"
   # Erlang distribution on loopback too (it listens on every interface by default).
   echo 'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"' > "$state/rabbitmq/rabbitmq-env.conf"
   chown -R rabbitmq:rabbitmq "$state/rabbitmq"
-  if ! rmqctl status >/dev/null 2>&1; then
-    runuser -u rabbitmq -- env $(rmq_vars) /usr/lib/rabbitmq/bin/rabbitmq-server >"$state/rabbitmq/out.log" 2>&1 &
-    for _ in $(seq 1 120); do rmqctl status >/dev/null 2>&1 && break; sleep 0.5; done
-  fi
+  # shellcheck disable=SC2046
+  ( exec setsid runuser -u rabbitmq -- env $(rmq_vars) /usr/lib/rabbitmq/bin/rabbitmq-server ) >"$state/rabbitmq/out.log" 2>&1 </dev/null &
+  rmqctl wait --timeout 60 "$state/rabbitmq/pid" >/dev/null 2>&1 || die "RabbitMQ did not start ($state/rabbitmq/out.log)"
   local pw; pw=$(secret_file "$state/rabbitmq.password")
   rmqctl add_user openstack "$pw" >/dev/null 2>&1 || rmqctl change_password openstack "$pw" >/dev/null
   rmqctl set_permissions openstack ".*" ".*" ".*" >/dev/null
 }
-stop_rabbitmq() { rmqctl stop >/dev/null 2>&1 || true; runuser -u rabbitmq -- env ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true; }
+stop_rabbitmq() {
+  [ -f "$state/rabbitmq/pid" ] || return 0
+  rmqctl stop "$state/rabbitmq/pid" >/dev/null 2>&1 || true
+  # epmd was started by this node (with ERL_EPMD_ADDRESS): stop it unless another Erlang node still uses it.
+  runuser -u rabbitmq -- env ERL_EPMD_ADDRESS=127.0.0.1 epmd -names 2>/dev/null | grep -q "^name " ||
+    runuser -u rabbitmq -- env ERL_EPMD_ADDRESS=127.0.0.1 epmd -kill >/dev/null 2>&1 || true
+  rm -f "$state/rabbitmq/pid"
+}
+transport_url() { echo "rabbit://openstack:$(cat "$state/rabbitmq.password")@127.0.0.1:$rmq_port/"; }
 
-# ---------------------------------------------------------------- databases
+# ---------------------------------------------------------------- databases (all on the one PostgreSQL)
 db_url() { echo "postgresql+psycopg2://magnetar:$(cat "$state/postgres/password")@127.0.0.1:$MAGNETAR_PG_PORT/$1"; }
 ensure_db() {
   PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d magnetar -tAc \
@@ -72,14 +143,18 @@ ensure_db() {
 }
 
 # ---------------------------------------------------------------- Keystone service users and catalog
-register_service() { # name type port path
+register_service() { # name type port path  (service user = name)
   local name=$1 type=$2 port=$3 path=$4
   osr user create --domain default --password "$(secret_file "$state/$name.password")" "$name"
   osr role add --project service --user "$name" admin
-  if ! os_admin service show "$type" >/dev/null 2>&1; then osr service create --name "$name" "$type"; fi
+  catalog_entry "$name" "$type" "http://127.0.0.1:$port$path"
+}
+catalog_entry() { # name type url
+  local name=$1 type=$2 url=$3
+  os_admin service show "$type" >/dev/null 2>&1 || osr service create --name "$name" "$type"
   for iface in public internal admin; do
     os_admin endpoint list --service "$type" --interface "$iface" -f value -c ID 2>/dev/null | grep -q . ||
-      osr endpoint create --region RegionOne "$type" "$iface" "http://127.0.0.1:$port$path"
+      osr endpoint create --region RegionOne "$type" "$iface" "$url"
   done
 }
 
@@ -96,9 +171,25 @@ username = $1
 password = $(secret_file "$state/$1.password")
 CONF
 }
+service_auth() { # section user — a keystoneauth password section for service-to-service calls
+  cat <<CONF
+[$1]
+region_name = RegionOne
+auth_type = password
+auth_url = $KEYSTONE_URL
+project_name = service
+project_domain_name = Default
+username = $2
+user_domain_name = Default
+password = $(secret_file "$state/$2.password")
+CONF
+}
+# Legacy policy defaults (project admin is admin, members own their project's resources), as most clouds of this era.
+policy_legacy() { printf '[oslo_policy]\nenforce_new_defaults = false\nenforce_scope = false\n'; }
 
 # ---------------------------------------------------------------- Placement
 start_placement() {
+  pid_alive "$state/placement/uwsgi.pid" && return 0
   mkdir -p "$state/placement"
   ensure_db placement
   cat > "$state/placement/placement.conf" <<CONF
@@ -108,17 +199,14 @@ auth_strategy = keystone
 connection = $(db_url placement)
 $(authtoken placement)
 CONF
-  export OS_PLACEMENT_CONFIG_DIR="$state/placement"
-  placement-manage --config-file "$state/placement/placement.conf" db sync
-  pid_alive "$state/placement/uwsgi.pid" ||
-    uwsgi --plugins http,python3 --http "127.0.0.1:$placement_port" --http-keepalive --http-auto-chunked --wsgi-file /usr/bin/placement-api \
-      --processes 1 --threads 2 --master --die-on-term --disable-logging \
-      --env OS_PLACEMENT_CONFIG_DIR="$state/placement" --pidfile "$state/placement/uwsgi.pid" --daemonize "$state/placement/uwsgi.log"
-  wait_http "http://127.0.0.1:$placement_port/" || { echo "openstack-aio: Placement did not start ($state/placement/uwsgi.log)" >&2; exit 1; }
+  OS_PLACEMENT_CONFIG_DIR="$state/placement" placement-manage --config-file "$state/placement/placement.conf" db sync
+  uwsgi_app "$state/placement/uwsgi.pid" "$state/placement/uwsgi.log" $placement_port /usr/bin/placement-api \
+    --env OS_PLACEMENT_CONFIG_DIR="$state/placement"
 }
 
 # ---------------------------------------------------------------- Glance (file store)
 start_glance() {
+  pid_alive "$state/glance/api.pid" && return 0
   mkdir -p "$state/glance/images"
   ensure_db glance
   cp /usr/share/glance-common/glance-api-paste.ini "$state/glance/" 2>/dev/null || cp /etc/glance/glance-api-paste.ini "$state/glance/"
@@ -138,40 +226,29 @@ connection = $(db_url glance)
 [paste_deploy]
 flavor = keystone
 config_file = $state/glance/glance-api-paste.ini
-[oslo_policy]
-enforce_new_defaults = false
+$(policy_legacy)
 $(authtoken glance)
 CONF
   glance-manage --config-file "$state/glance/glance-api.conf" db_sync >/dev/null 2>&1
-  if ! pid_alive "$state/glance/pid"; then
-    ( cd "$state/glance" && exec setsid $py -c 'import sys; from glance.cmd.api import main; sys.argv[0]="glance-api"; sys.exit(main())' \
-        --config-file "$state/glance/glance-api.conf" ) >"$state/glance/out.log" 2>&1 </dev/null &
-    echo $! > "$state/glance/pid"
-  fi
-  wait_http "http://127.0.0.1:$glance_port/" || { echo "openstack-aio: Glance did not start ($state/glance/out.log)" >&2; exit 1; }
+  py_daemon "$state/glance/api.pid" "$state/glance/out.log" glance.cmd.api glance-api "$state/glance/glance-api.conf"
 }
 
 # ---------------------------------------------------------------- Nova (API under uwsgi; conductor, scheduler and
 # compute run from python3-nova directly: the nova-compute package would pull in libvirt/QEMU, and the fake virt
-# driver needs neither). Servers go ACTIVE without booting; user-data is kept and readable through the API.
-nova_daemon() { # name module
-  local name=$1 module=$2
-  pid_alive "$state/nova/$name.pid" && return
-  ( cd "$state/nova" && exec setsid $py -c "import sys; sys.argv[0]='nova-$name'; from nova.cmd.$module import main; sys.exit(main())" \
-      --config-file "$state/nova/nova.conf" ) >"$state/nova/log/$name.out" 2>&1 </dev/null &
-  echo $! > "$state/nova/$name.pid"
-}
-
+# driver needs neither). Servers go ACTIVE without booting; user-data is kept and readable through the API. The fake
+# driver keeps its instances in memory: after a restart of nova-compute, existing servers are unknown to it.
 start_nova() {
-  mkdir -p "$state/nova/log" "$state/nova/lock" "$state/nova/instances"
-  for db in nova_api nova nova_cell0; do ensure_db $db; done
-  cp /usr/share/nova-common/api-paste.ini "$state/nova/api-paste.ini" 2>/dev/null || cp /etc/nova/api-paste.ini "$state/nova/"
-  local rmq_pw; rmq_pw=$(cat "$state/rabbitmq.password")
-  cat > "$state/nova/nova.conf" <<CONF
+  local nm="nova-manage --config-file $state/nova/nova.conf"
+  if ! pid_alive "$state/nova/uwsgi.pid" || ! pid_alive "$state/nova/conductor.pid" || ! pid_alive "$state/nova/scheduler.pid" ||
+     ! pid_alive "$state/nova/compute.pid"; then
+    mkdir -p "$state/nova/log" "$state/nova/lock" "$state/nova/instances"
+    for db in nova_api nova nova_cell0; do ensure_db $db; done
+    cp /usr/share/nova-common/api-paste.ini "$state/nova/api-paste.ini" 2>/dev/null || cp /etc/nova/api-paste.ini "$state/nova/"
+    cat > "$state/nova/nova.conf" <<CONF
 [DEFAULT]
-transport_url = rabbit://openstack:$rmq_pw@127.0.0.1:$rmq_port/
+transport_url = $(transport_url)
 compute_driver = fake.FakeDriver
-host = $neutron_host
+host = $host_name
 my_ip = 127.0.0.1
 state_path = $state/nova
 instances_path = $state/nova/instances
@@ -192,64 +269,49 @@ workers = 1
 discover_hosts_in_cells_interval = 5
 [glance]
 region_name = RegionOne
-[neutron]
-region_name = RegionOne
-auth_type = password
-auth_url = $KEYSTONE_URL
-project_name = service
-project_domain_name = Default
-username = neutron
-user_domain_name = Default
-password = $(secret_file "$state/neutron.password")
-[placement]
-region_name = RegionOne
-auth_type = password
-auth_url = $KEYSTONE_URL
-project_name = service
-project_domain_name = Default
-username = nova
-user_domain_name = Default
-password = $(secret_file "$state/nova.password")
+$(service_auth neutron neutron)
+$(service_auth placement nova)
+# Volumes (boot from volume, attachments): Cinder's volumev3 endpoint from the catalog.
+$(service_auth cinder nova)
 [oslo_concurrency]
 lock_path = $state/nova/lock
 [wsgi]
 api_paste_config = $state/nova/api-paste.ini
-[oslo_policy]
-enforce_new_defaults = false
-enforce_scope = false
+$(policy_legacy)
 $(authtoken nova)
 CONF
-  local nm="nova-manage --config-file $state/nova/nova.conf"
-  $nm api_db sync >/dev/null 2>&1
-  $nm cell_v2 list_cells 2>/dev/null | grep -q " cell0 " || $nm cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)" >/dev/null
-  $nm cell_v2 list_cells 2>/dev/null | grep -q " cell1 " || $nm cell_v2 create_cell --name cell1 >/dev/null
-  $nm db sync >/dev/null 2>&1
-  pid_alive "$state/nova/uwsgi.pid" ||
-    uwsgi --http-socket "127.0.0.1:$nova_port" --plugins python3 --wsgi-file /usr/bin/nova-api-wsgi \
-      --processes 1 --threads 1 --master --die-on-term --disable-logging --lazy-apps \
-      --env OS_NOVA_CONFIG_DIR="$state/nova" --pidfile "$state/nova/uwsgi.pid" --daemonize "$state/nova/log/uwsgi.log"
-  nova_daemon conductor conductor
-  nova_daemon scheduler scheduler
-  nova_daemon compute compute
-  wait_http "http://127.0.0.1:$nova_port/" || { echo "openstack-aio: Nova API did not start ($state/nova/log/uwsgi.log)" >&2; exit 1; }
-  for _ in $(seq 1 60); do
-    os_admin compute service list -f value -c Binary -c State 2>/dev/null | grep -q "nova-compute up" && break; sleep 1
+    $nm api_db sync >/dev/null 2>&1
+    # (Output captured first: with pipefail, "list | grep -q" fails when grep exits before the writer is done.)
+    local cells; cells=$($nm cell_v2 list_cells 2>/dev/null || true)
+    grep -q " cell0 " <<<"$cells" || $nm cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)" >/dev/null
+    grep -q " cell1 " <<<"$cells" || $nm cell_v2 create_cell --name cell1 >/dev/null
+    $nm db sync >/dev/null 2>&1
+  fi
+  uwsgi_app "$state/nova/uwsgi.pid" "$state/nova/log/uwsgi.log" $nova_port /usr/bin/nova-api-wsgi --env OS_NOVA_CONFIG_DIR="$state/nova"
+  for d in conductor scheduler compute; do
+    py_daemon "$state/nova/$d.pid" "$state/nova/log/$d.out" "nova.cmd.$d" "nova-$d" "$state/nova/nova.conf"
   done
-  $nm cell_v2 discover_hosts >/dev/null 2>&1
+}
+nova_ready() {
+  wait_http "http://127.0.0.1:$nova_port/" || die "Nova API did not start ($state/nova/log/uwsgi.log)"
+  [ -f "$state/nova/host-mapped" ] && return 0
+  for _ in $(seq 1 120); do
+    os_admin compute service list --service nova-compute -f value -c State 2>/dev/null | grep -q "up" && break; sleep 1
+  done
+  nova-manage --config-file "$state/nova/nova.conf" cell_v2 discover_hosts >/dev/null 2>&1
+  touch "$state/nova/host-mapped"
 }
 
 # ---------------------------------------------------------------- Neutron (ML2, no agents)
-# No L2/L3 agent runs, so ports stay DOWN and routers are database objects only — enough for an API-level cloud.
-# OPEN PROBLEM: no mechanism driver binds ports yet, so Nova's servers with a port end in ERROR (PortBindingFailed).
-# Configured: ML2's "test" driver from python3-neutron's tests — it binds only for special host names and asserts on
-# port contexts that Nova's updates don't satisfy; without any mechanism driver the Neutron API did not answer here.
-# Next: the "fake_agent" driver plus a process reporting a "Fake Agent" heartbeat, or a small driver of our own.
-neutron_host=aio
+# No L2/L3 agent runs, so nothing forwards packets and routers are database objects only — enough for an API-level
+# cloud. Ports are bound (binding:vif_type "other", status ACTIVE) by a small ML2 mechanism driver of this script's own
+# (deploy/openstack-aio/pylib/magnetar_aio_ml2.py, registered through its dist-info entry point on PYTHONPATH): without
+# a binding driver Nova fails every server with PortBindingFailed.
 start_neutron() {
+  pid_alive "$state/neutron/server.pid" && return 0
   mkdir -p "$state/neutron/log" "$state/neutron/lock"
   ensure_db neutron
   cp /usr/share/neutron-common/api-paste.ini "$state/neutron/api-paste.ini" 2>/dev/null || cp /etc/neutron/api-paste.ini "$state/neutron/"
-  local rmq_pw; rmq_pw=$(cat "$state/rabbitmq.password")
   cat > "$state/neutron/neutron.conf" <<CONF
 [DEFAULT]
 bind_host = 127.0.0.1
@@ -257,7 +319,7 @@ bind_port = $neutron_port
 core_plugin = ml2
 service_plugins = router
 auth_strategy = keystone
-transport_url = rabbit://openstack:$rmq_pw@127.0.0.1:$rmq_port/
+transport_url = $(transport_url)
 api_workers = 1
 rpc_workers = 0
 rpc_state_report_workers = 0
@@ -271,36 +333,152 @@ allow_overlapping_ips = true
 connection = $(db_url neutron)
 [oslo_concurrency]
 lock_path = $state/neutron/lock
-[oslo_policy]
-enforce_new_defaults = false
-enforce_scope = false
+$(policy_legacy)
 [ml2]
 type_drivers = flat,vxlan
 tenant_network_types = vxlan
-mechanism_drivers = test
+mechanism_drivers = magnetar_aio
 extension_drivers = port_security
 [ml2_type_flat]
 flat_networks = public
 [ml2_type_vxlan]
 vni_ranges = 1:10000
 $(authtoken neutron)
-[nova]
-auth_url = $KEYSTONE_URL
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-region_name = RegionOne
-project_name = service
-username = nova
-password = $(secret_file "$state/nova.password")
+$(service_auth nova nova)
 CONF
   neutron-db-manage --config-file "$state/neutron/neutron.conf" upgrade head >/dev/null 2>&1
-  if ! pid_alive "$state/neutron/server.pid"; then
-    ( cd "$state/neutron" && exec setsid $py -c "import sys; sys.argv[0]='neutron-server'; from neutron.cmd.eventlet.server import main; sys.exit(main())" \
-        --config-file "$state/neutron/neutron.conf" ) >"$state/neutron/log/server.out" 2>&1 </dev/null &
-    echo $! > "$state/neutron/server.pid"
+  py_daemon "$state/neutron/server.pid" "$state/neutron/log/server.out" neutron.cmd.eventlet.server neutron-server \
+    "$state/neutron/neutron.conf" "$pylib"
+}
+
+# ---------------------------------------------------------------- Octavia (amphora provider, no-op amphorae)
+# Octavia's own "noop_driver" provider never moves a load balancer out of PENDING_CREATE, so the real amphora provider
+# runs, with an octavia-worker whose amphora and compute drivers are Octavia's no-op ones: load balancers, listeners,
+# pools, members and health monitors go ACTIVE through Octavia's real task flows, and no amphora VM is booted
+# (operating status stays OFFLINE: no amphora reports health, and no health manager runs to act on that). The API
+# allocates the VIP as a real Neutron port (allowed_address_pairs network driver), so a floating IP can point at it;
+# the worker's network driver (deploy/openstack-aio/pylib/magnetar_aio_octavia.py) plugs nothing and deletes that port
+# with the load balancer. Status updates are written by the worker itself: the driver-agent is only for other
+# providers. Database: Octavia's migrations are MySQL-only, so the schema is created from its models
+# (deploy/openstack-aio/octavia_schema.py, as Octavia's own functional tests do) and stamped at head.
+start_octavia() {
+  pid_alive "$state/octavia/uwsgi.pid" && pid_alive "$state/octavia/worker.pid" && return 0
+  mkdir -p "$state/octavia/log" "$state/octavia/certs" "$state/octavia/lock"
+  ensure_db octavia
+  local certs=$state/octavia/certs
+  if [ ! -f "$certs/ca.pem" ]; then
+    # The amphora certificates the worker signs (local_cert_generator) are never used: no amphora exists.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=magnetar-aio-octavia-ca" \
+      -keyout "$certs/ca.key" -out "$certs/ca.pem" 2>/dev/null
+    cat "$certs/ca.pem" "$certs/ca.key" > "$certs/client.pem"
+    chmod 600 "$certs/ca.key" "$certs/client.pem"
   fi
-  wait_http "http://127.0.0.1:$neutron_port/" 240 || { echo "openstack-aio: Neutron did not start ($state/neutron/log)" >&2; exit 1; }
+  local common
+  common=$(cat <<CONF
+[DEFAULT]
+transport_url = $(transport_url)
+[api_settings]
+bind_host = 127.0.0.1
+bind_port = $octavia_port
+auth_strategy = keystone
+enabled_provider_drivers = amphora:The Octavia Amphora driver (no-op amphorae in this all-in-one)
+default_provider_driver = amphora
+[database]
+connection = $(db_url octavia)
+[oslo_messaging]
+topic = octavia_prov
+[oslo_concurrency]
+lock_path = $state/octavia/lock
+$(policy_legacy)
+[certificates]
+cert_generator = local_cert_generator
+ca_certificate = $certs/ca.pem
+ca_private_key = $certs/ca.key
+server_certs_key_passphrase = $(secret_file "$state/octavia/certs/passphrase" | md5sum | cut -c1-32)
+[haproxy_amphora]
+client_cert = $certs/client.pem
+server_ca = $certs/ca.pem
+[task_flow]
+jobboard_enabled = false
+$(service_auth service_auth octavia)
+[neutron]
+region_name = RegionOne
+valid_interfaces = public
+$(authtoken octavia)
+[controller_worker]
+client_ca = $certs/ca.pem
+amphora_driver = amphora_noop_driver
+compute_driver = compute_noop_driver
+loadbalancer_topology = SINGLE
+workers = 1
+# Placeholders: the no-op compute driver boots nothing.
+amp_image_tag = amphora
+amp_flavor_id = amphora-placeholder
+amp_boot_network_list = 00000000-0000-0000-0000-000000000000
+CONF
+)
+  printf '%s\nnetwork_driver = allowed_address_pairs_driver\n' "$common" > "$state/octavia/octavia-api.conf"
+  printf '%s\nnetwork_driver = magnetar_aio_network_driver\n' "$common" > "$state/octavia/octavia-worker.conf"
+  $py "$root/deploy/openstack-aio/octavia_schema.py" "$state/octavia/octavia-api.conf"
+  octavia-db-manage --config-file "$state/octavia/octavia-api.conf" stamp head >/dev/null 2>&1
+  uwsgi_app "$state/octavia/uwsgi.pid" "$state/octavia/log/uwsgi.log" $octavia_port /usr/bin/octavia-wsgi \
+    --pyargv "--config-file $state/octavia/octavia-api.conf"
+  py_daemon "$state/octavia/worker.pid" "$state/octavia/log/worker.out" octavia.cmd.octavia_worker octavia-worker \
+    "$state/octavia/octavia-worker.conf" "$pylib"
+}
+
+# ---------------------------------------------------------------- Cinder (fake volume driver)
+# One backend "fake" (volume type "fake", the default) whose driver stores nothing: volumes go "available", attach and
+# detach succeed, and a volume created from an image is "available" too (image copy skipped:
+# deploy/openstack-aio/pylib/magnetar_aio_cinder.py over cinder.tests.fake_driver.FakeLoggingVolumeDriver).
+start_cinder() {
+  pid_alive "$state/cinder/uwsgi.pid" && pid_alive "$state/cinder/scheduler.pid" && pid_alive "$state/cinder/volume.pid" && return 0
+  mkdir -p "$state/cinder/log" "$state/cinder/lock"
+  ensure_db cinder
+  cp /usr/share/cinder-common/api-paste.ini "$state/cinder/api-paste.ini" 2>/dev/null || cp /etc/cinder/api-paste.ini "$state/cinder/"
+  cat > "$state/cinder/cinder.conf" <<CONF
+[DEFAULT]
+transport_url = $(transport_url)
+auth_strategy = keystone
+host = $host_name
+my_ip = 127.0.0.1
+state_path = $state/cinder
+log_dir = $state/cinder/log
+api_paste_config = $state/cinder/api-paste.ini
+osapi_volume_workers = 1
+enabled_backends = fake
+default_volume_type = fake
+[fake]
+volume_driver = magnetar_aio_cinder.AllInOneVolumeDriver
+volume_backend_name = fake
+[database]
+connection = $(db_url cinder)
+[oslo_concurrency]
+lock_path = $state/cinder/lock
+$(policy_legacy)
+$(service_auth nova nova)
+$(authtoken cinder)
+CONF
+  cinder-manage --config-file "$state/cinder/cinder.conf" db sync >/dev/null 2>&1
+  uwsgi_app "$state/cinder/uwsgi.pid" "$state/cinder/log/uwsgi.log" $cinder_port /usr/bin/cinder-wsgi \
+    --pyargv "--config-file $state/cinder/cinder.conf"
+  py_daemon "$state/cinder/scheduler.pid" "$state/cinder/log/scheduler.out" cinder.cmd.scheduler cinder-scheduler "$state/cinder/cinder.conf"
+  py_daemon "$state/cinder/volume.pid" "$state/cinder/log/volume.out" cinder.cmd.volume cinder-volume "$state/cinder/cinder.conf" "$pylib"
+}
+
+# ---------------------------------------------------------------- seeds
+seed_catalog() {
+  register_service placement placement $placement_port ""
+  register_service glance image $glance_port ""
+  register_service nova compute $nova_port "/v2.1"
+  register_service neutron network $neutron_port ""
+  register_service octavia load-balancer $octavia_port ""
+  register_service cinder volumev3 $cinder_port "/v3/%(project_id)s"
+  catalog_entry cinder block-storage "http://127.0.0.1:$cinder_port/v3/%(project_id)s"
+  catalog_entry magnum container-infra "http://127.0.0.1:$magnum_port/v1"
+  # Octavia's default policy wants the load-balancer_* roles (as on real clouds); demo is a load-balancer member.
+  osr role create load-balancer_member
+  osr role add --project demo --user demo load-balancer_member
 }
 
 seed_network() {
@@ -313,6 +491,7 @@ seed_network() {
 
 seed_flavors() {
   for f in "m1.tiny 512 1 1" "m1.small 2048 20 1" "m1.medium 4096 40 2" "m1.large 8192 80 4"; do
+    # shellcheck disable=SC2086
     set -- $f
     os_admin flavor show "$1" >/dev/null 2>&1 || osr flavor create --public --ram "$2" --disk "$3" --vcpus "$4" "$1"
   done
@@ -325,12 +504,91 @@ seed_images() {
       local distro=${img%%-[0-9]*}
       osr image create --public --disk-format raw --container-format bare --file "$state/glance/$img.raw" \
         --property os_distro="$distro" "$img"
+      rm -f "$state/glance/$img.raw"
     fi
   done
 }
 
+seed_volume_type() {
+  os_admin volume type show fake >/dev/null 2>&1 ||
+    osr volume type create --public --property volume_backend_name=fake fake
+}
+
+# Room for a few clusters (each: 3-6 servers, a network, a router, load balancers, floating IPs, volumes).
+seed_quotas() {
+  osr quota set --instances 100 --cores 400 --ram 819200 --server-groups 50 --server-group-members 100 \
+    --networks 50 --subnets 50 --ports 1000 --routers 20 --floating-ips 100 --secgroups 100 --secgroup-rules 1000 \
+    --volumes 100 --gigabytes 5000 --snapshots 100 demo
+}
+
+write_client_files() {
+  local public_net fcos ubuntu
+  public_net=$(os_admin network show public -f value -c id)
+  fcos=$(os_admin image show fedora-coreos-40 -f value -c id)
+  ubuntu=$(os_admin image show ubuntu-24.04 -f value -c id)
+  local pw_admin pw_demo pw_magnetar pw_reader
+  pw_admin=$(cat "$state/keystone/admin.password"); pw_demo=$(cat "$state/keystone/demo.password")
+  pw_magnetar=$(cat "$state/keystone/magnetar.password"); pw_reader=$(cat "$state/keystone/demo-reader.password")
+  (
+    umask 077
+    for who in "admin admin $pw_admin" "demo demo $pw_demo"; do
+      # shellcheck disable=SC2086
+      set -- $who
+      cat > "$state/openrc-$1" <<ENV
+export OS_AUTH_URL=$KEYSTONE_URL
+export OS_IDENTITY_API_VERSION=3
+export OS_USERNAME=$1
+export OS_PASSWORD=$3
+export OS_PROJECT_NAME=$2
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_REGION_NAME=RegionOne
+export OS_INTERFACE=public
+ENV
+    done
+    # KEY=VALUE lines (no quoting needed): sourceable by a shell, readable by the .NET tests' env loader. The
+    # names of deploy/keystone.sh's env are kept.
+    cat > "$state/env.tmp" <<ENV
+KEYSTONE_URL=$KEYSTONE_URL
+REGION=RegionOne
+ADMIN_USER=admin
+ADMIN_PASSWORD=$pw_admin
+ADMIN_PROJECT=admin
+SERVICE_USER=magnetar
+SERVICE_PASSWORD=$pw_magnetar
+SERVICE_PROJECT=service
+MAGNETAR_USER=magnetar
+MAGNETAR_PASSWORD=$pw_magnetar
+DEMO_USER=demo
+DEMO_PASSWORD=$pw_demo
+DEMO_PROJECT=demo
+READER_USER=demo-reader
+READER_PASSWORD=$pw_reader
+PUBLIC_NETWORK=public
+PUBLIC_NETWORK_ID=$public_net
+FEDORA_COREOS_IMAGE=fedora-coreos-40
+FEDORA_COREOS_IMAGE_ID=$fcos
+UBUNTU_IMAGE=ubuntu-24.04
+UBUNTU_IMAGE_ID=$ubuntu
+FLAVOR=m1.small
+VOLUME_TYPE=fake
+MAGNUM_URL=http://127.0.0.1:$magnum_port/v1
+ENV
+    mv "$state/env.tmp" "$state/env"
+  )
+}
+
+# ---------------------------------------------------------------- status
+svc_status() { # name url pidfile... — prints "name: up|down (...)", returns 1 when down
+  local name=$1 url=$2 down=(); shift 2
+  for f in "$@"; do pid_alive "$f" || down+=("$(basename "$f" .pid)"); done
+  curl -sf --max-time 5 -o /dev/null "$url" || down=("api" "${down[@]}")
+  if [ ${#down[@]} -eq 0 ]; then echo "$name: up ($url)"; else echo "$name: down (not running: ${down[*]})"; return 1; fi
+}
+
 case "$cmd" in
   start)
+    t0=$(date +%s)
     ensure_installed
     mkdir -p "$state"
     . "$root/deploy/lib/openstack-cli.sh"
@@ -339,36 +597,53 @@ case "$cmd" in
     ensure_db keystone
     MAGNETAR_KEYSTONE_DB_URL=$(db_url keystone) "$root/deploy/keystone.sh" start "$state/keystone"
     export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" OS_CLI_HOME="$state/keystone"
-    export KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password")
-    register_service placement placement $placement_port ""
-    register_service glance image $glance_port ""
-    register_service nova compute $nova_port "/v2.1"
-    register_service neutron network $neutron_port ""
+    KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password"); export KEYSTONE_ADMIN_PASSWORD
+    [ -f "$state/seeded-catalog" ] || { seed_catalog; touch "$state/seeded-catalog"; }
+    # Services start in parallel (each takes seconds of Python imports); their health checks follow.
     start_placement
     start_glance
-    seed_images
     start_neutron
-    seed_network
     start_nova
-    seed_flavors
-    echo "openstack-aio: running (state $state); admin credentials in $state/keystone/env" >&2
+    start_octavia
+    start_cinder
+    wait_http "http://127.0.0.1:$placement_port/" || die "Placement did not start ($state/placement/uwsgi.log)"
+    wait_http "http://127.0.0.1:$glance_port/" || die "Glance did not start ($state/glance/out.log)"
+    wait_http "http://127.0.0.1:$neutron_port/" 240 || die "Neutron did not start ($state/neutron/log)"
+    wait_http "http://127.0.0.1:$octavia_port/" 240 || die "Octavia did not start ($state/octavia/log)"
+    wait_http "http://127.0.0.1:$cinder_port/" 240 || die "Cinder did not start ($state/cinder/log)"
+    nova_ready
+    if [ ! -f "$state/seeded" ]; then
+      seed_images
+      seed_network
+      seed_flavors
+      seed_volume_type
+      seed_quotas
+      touch "$state/seeded"
+    fi
+    [ -f "$state/env" ] || write_client_files
+    echo "openstack-aio: running in $(( $(date +%s) - t0 )) s (state $state); credentials in $state/env, $state/openrc-admin, $state/openrc-demo" >&2
     ;;
   stop)
-    [ -f "$state/neutron/server.pid" ] && kill -- "-$(cat "$state/neutron/server.pid")" 2>/dev/null; rm -f "$state/neutron/server.pid"
-    # Daemons were started with setsid: signal their whole process group (the services fork workers).
-    for d in compute scheduler conductor; do [ -f "$state/nova/$d.pid" ] && kill -- "-$(cat "$state/nova/$d.pid")" 2>/dev/null; rm -f "$state/nova/$d.pid"; done
-    pid_alive "$state/nova/uwsgi.pid" && kill -TERM "$(cat "$state/nova/uwsgi.pid")"; rm -f "$state/nova/uwsgi.pid"
-    [ -f "$state/glance/pid" ] && kill -- "-$(cat "$state/glance/pid")" 2>/dev/null; rm -f "$state/glance/pid"
-    pid_alive "$state/placement/uwsgi.pid" && kill -TERM "$(cat "$state/placement/uwsgi.pid")"; rm -f "$state/placement/uwsgi.pid"
-    "$root/deploy/keystone.sh" stop "$state/keystone" || true
+    # Reverse order of start; every service was started in its own process group (workers included).
+    for f in cinder/volume cinder/scheduler cinder/uwsgi octavia/worker octavia/uwsgi nova/compute nova/scheduler \
+             nova/conductor nova/uwsgi neutron/server glance/api placement/uwsgi; do
+      stop_group "$state/$f.pid"
+    done
+    [ -d "$state/keystone" ] && { "$root/deploy/keystone.sh" stop "$state/keystone" 2>/dev/null || true; }
     stop_rabbitmq
-    "$root/deploy/postgres.sh" stop "$state/postgres" || true
+    [ -d "$state/postgres" ] && { "$root/deploy/postgres.sh" stop "$state/postgres" 2>/dev/null || true; }
+    echo "openstack-aio: stopped (state $state kept)" >&2
     ;;
   status)
-    for svc in "keystone http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" "placement http://127.0.0.1:$placement_port/" "glance http://127.0.0.1:$glance_port/" "nova http://127.0.0.1:$nova_port/" "neutron http://127.0.0.1:$neutron_port/"; do
-      set -- $svc
-      if curl -sf --max-time 5 -o /dev/null "$2"; then echo "$1: up ($2)"; else echo "$1: down"; fi
-    done
+    rc=0
+    svc_status keystone "http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" "$state/keystone/uwsgi.pid" || rc=3
+    svc_status placement "http://127.0.0.1:$placement_port/" "$state/placement/uwsgi.pid" || rc=3
+    svc_status glance "http://127.0.0.1:$glance_port/" "$state/glance/api.pid" || rc=3
+    svc_status nova "http://127.0.0.1:$nova_port/" "$state/nova/"{uwsgi,conductor,scheduler,compute}.pid || rc=3
+    svc_status neutron "http://127.0.0.1:$neutron_port/" "$state/neutron/server.pid" || rc=3
+    svc_status octavia "http://127.0.0.1:$octavia_port/" "$state/octavia/"{uwsgi,worker}.pid || rc=3
+    svc_status cinder "http://127.0.0.1:$cinder_port/" "$state/cinder/"{uwsgi,scheduler,volume}.pid || rc=3
+    exit $rc
     ;;
   *) echo "usage: $0 start|stop|status [STATE_DIR]" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Magnetar.Conductor;
 using Magnetar.Domain;
 using Magnetar.Identity;
 using Microsoft.AspNetCore.Builder;
@@ -83,7 +84,7 @@ public static class ClustersApi
         return Results.Json(Views.Cluster(c, labels ?? new(), ctx.BaseUrl, withConditions: true));
     }
 
-    private static async Task<IResult> Create(ApiContext ctx, CancellationToken ct)
+    private static async Task<IResult> Create(ApiContext ctx, IClusterCertificates certs, CancellationToken ct)
     {
         var caller = Policy.Member(ctx.Http, "cluster:create");
         var version = ApiVersion.Of(ctx.Http);
@@ -151,6 +152,8 @@ public static class ClustersApi
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true, min: 0));
         await ctx.IssueCloudCredentialAsync(cluster, caller, ct);
         ctx.Db.Clusters.Add(cluster);
+        // The CA is born with the cluster (one transaction): the API can serve it at once and no conductor pass races to create it.
+        await certs.EnsureCaAsync(ctx.Db, cluster, ct);
         try { await ctx.Db.SaveChangesAsync(ct); }
         catch (DbUpdateException)
         {
