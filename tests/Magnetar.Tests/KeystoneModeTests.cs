@@ -6,25 +6,34 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Magnetar.Tests;
 
+/// <summary>
+/// An env file written by a deploy script (KEY=value lines), named by an environment variable that scripts/test sets
+/// after starting the service; a second variable makes its absence a failure instead of a skip.
+/// </summary>
+public sealed record ServiceEnvFile(string PathVariable, string RequireVariable, string StartedBy)
+{
+    public string? Path => Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } p && File.Exists(p) ? p : null;
+    public bool Required => Environment.GetEnvironmentVariable(RequireVariable) == "1";
+    public string? SkipReason => Path is null && !Required ? $"{PathVariable} is not set ({StartedBy})" : null;
+
+    public Dictionary<string, string> Load()
+    {
+        var path = Path ?? throw new InvalidOperationException($"{RequireVariable}=1 but {PathVariable} does not name an existing file");
+        return File.ReadAllLines(path).Where(l => l.Contains('=')).Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+    }
+}
+
 /// <summary>Runs only against a real Keystone (deploy/keystone.sh, started by scripts/test); required when MAGNETAR_REQUIRE_KEYSTONE=1.</summary>
 public sealed class KeystoneFactAttribute : FactAttribute
 {
-    public KeystoneFactAttribute()
-    {
-        if (KeystoneEnv.Path is null && Environment.GetEnvironmentVariable("MAGNETAR_REQUIRE_KEYSTONE") != "1")
-            Skip = "MAGNETAR_KEYSTONE_ENV is not set (scripts/test starts Keystone with deploy/keystone.sh and sets it)";
-    }
+    public KeystoneFactAttribute() => Skip = KeystoneEnv.File.SkipReason;
 }
 
 public static class KeystoneEnv
 {
-    public static string? Path => Environment.GetEnvironmentVariable("MAGNETAR_KEYSTONE_ENV") is { Length: > 0 } p && File.Exists(p) ? p : null;
+    public static readonly ServiceEnvFile File = new("MAGNETAR_KEYSTONE_ENV", "MAGNETAR_REQUIRE_KEYSTONE", "scripts/test starts Keystone with deploy/keystone.sh and sets it");
 
-    public static Dictionary<string, string> Load()
-    {
-        var path = Path ?? throw new InvalidOperationException("MAGNETAR_REQUIRE_KEYSTONE=1 but MAGNETAR_KEYSTONE_ENV does not name an existing file");
-        return File.ReadAllLines(path).Where(l => l.Contains('=')).Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-    }
+    public static Dictionary<string, string> Load() => File.Load();
 
     public static async Task<string> TokenAsync(Dictionary<string, string> env, string user, string password, string project)
     {

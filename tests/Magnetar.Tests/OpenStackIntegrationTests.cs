@@ -13,22 +13,14 @@ namespace Magnetar.Tests;
 /// </summary>
 public sealed class OpenStackFactAttribute : FactAttribute
 {
-    public OpenStackFactAttribute()
-    {
-        if (OpenStackEnv.Path is null && Environment.GetEnvironmentVariable("MAGNETAR_REQUIRE_OPENSTACK") != "1")
-            Skip = "MAGNETAR_OPENSTACK_ENV is not set (scripts/test starts the OpenStack all-in-one and sets it)";
-    }
+    public OpenStackFactAttribute() => Skip = OpenStackEnv.File.SkipReason;
 }
 
 public static class OpenStackEnv
 {
-    public static string? Path => Environment.GetEnvironmentVariable("MAGNETAR_OPENSTACK_ENV") is { Length: > 0 } p && File.Exists(p) ? p : null;
+    public static readonly ServiceEnvFile File = new("MAGNETAR_OPENSTACK_ENV", "MAGNETAR_REQUIRE_OPENSTACK", "scripts/test starts the OpenStack all-in-one and sets it");
 
-    public static Dictionary<string, string> Load()
-    {
-        var path = Path ?? throw new InvalidOperationException("MAGNETAR_REQUIRE_OPENSTACK=1 but MAGNETAR_OPENSTACK_ENV does not name an existing file");
-        return File.ReadAllLines(path).Where(l => l.Contains('=')).Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-    }
+    public static Dictionary<string, string> Load() => File.Load();
 }
 
 /// <summary>
