@@ -61,6 +61,7 @@ ensure_installed() {
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 wait_http() { for _ in $(seq 1 "${2:-120}"); do curl -sf --max-time 5 -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
 die() { echo "openstack-aio: $*" >&2; exit 1; }
+step() { echo "openstack-aio: [$SECONDS s] $*" >&2; }
 
 # spawn PIDFILE LOG DIR CMD...: runs CMD in its own session (so its pid is its process group: stop signals the whole
 # group, workers included), unless the pid file names a live process.
@@ -90,12 +91,13 @@ uwsgi_app() {
   spawn "$pidf" "$log" "$(dirname "$pidf")" uwsgi --plugins http,python3 --http "127.0.0.1:$port" --http-keepalive \
     --http-auto-chunked --wsgi-file "$wsgi" --processes 1 --threads 1 --master --die-on-term --disable-logging --lazy-apps "$@"
 }
-# py_daemon PIDFILE LOG MODULE NAME CONF [PYTHONPATH]: an OpenStack service's console main() from Debian's python3
+# py_daemon PIDFILE LOGDIR MODULE NAME CONF [PYTHONPATH]: an OpenStack service's console main() from Debian's python3
 # (the python3-* packages ship the modules; their service packages would also pull in init scripts or hypervisors).
+# Logs: LOGDIR/NAME.log (oslo.log; named explicitly, it would be "<string>.log" for "python3 -c"), LOGDIR/NAME.out.
 py_daemon() {
-  local pidf=$1 log=$2 module=$3 name=$4 conf=$5 pp=${6:-}
-  spawn "$pidf" "$log" "$(dirname "$pidf")" env PYTHONPATH="$pp" $py -c \
-    "import sys; sys.argv[0]='$name'; from $module import main; sys.exit(main())" --config-file "$conf"
+  local pidf=$1 logdir=$2 module=$3 name=$4 conf=$5 pp=${6:-}
+  spawn "$pidf" "$logdir/$name.out" "$(dirname "$pidf")" env PYTHONPATH="$pp" $py -c \
+    "import sys; sys.argv[0]='$name'; from $module import main; sys.exit(main())" --config-file "$conf" --log-file "$logdir/$name.log"
 }
 
 # ---------------------------------------------------------------- RabbitMQ (private node, loopback only)
@@ -215,7 +217,6 @@ start_glance() {
 bind_host = 127.0.0.1
 bind_port = $glance_port
 workers = 1
-log_file = $state/glance/glance-api.log
 enabled_backends = file:file
 [glance_store]
 default_backend = file
@@ -230,7 +231,7 @@ $(policy_legacy)
 $(authtoken glance)
 CONF
   glance-manage --config-file "$state/glance/glance-api.conf" db_sync >/dev/null 2>&1
-  py_daemon "$state/glance/api.pid" "$state/glance/out.log" glance.cmd.api glance-api "$state/glance/glance-api.conf"
+  py_daemon "$state/glance/api.pid" "$state/glance" glance.cmd.api glance-api "$state/glance/glance-api.conf"
 }
 
 # ---------------------------------------------------------------- Nova (API under uwsgi; conductor, scheduler and
@@ -273,6 +274,11 @@ $(service_auth neutron neutron)
 $(service_auth placement nova)
 # Volumes (boot from volume, attachments): Cinder's volumev3 endpoint from the catalog.
 $(service_auth cinder nova)
+# Nova's calls carry a service token (user nova has the "service" role): since the fix for CVE-2023-2088, Cinder
+# refuses to delete an attachment Nova uses unless the request comes from Nova so — boot-from-volume servers
+# would keep their volumes "in-use" after delete (ConflictNovaUsingAttachment).
+$(service_auth service_user nova)
+send_service_user_token = true
 [oslo_concurrency]
 lock_path = $state/nova/lock
 [wsgi]
@@ -289,7 +295,7 @@ CONF
   fi
   uwsgi_app "$state/nova/uwsgi.pid" "$state/nova/log/uwsgi.log" $nova_port /usr/bin/nova-api-wsgi --env OS_NOVA_CONFIG_DIR="$state/nova"
   for d in conductor scheduler compute; do
-    py_daemon "$state/nova/$d.pid" "$state/nova/log/$d.out" "nova.cmd.$d" "nova-$d" "$state/nova/nova.conf"
+    py_daemon "$state/nova/$d.pid" "$state/nova/log" "nova.cmd.$d" "nova-$d" "$state/nova/nova.conf"
   done
 }
 nova_ready() {
@@ -324,7 +330,6 @@ api_workers = 1
 rpc_workers = 0
 rpc_state_report_workers = 0
 state_path = $state/neutron
-log_file = $state/neutron/log/server.log
 api_paste_config = $state/neutron/api-paste.ini
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
@@ -347,7 +352,7 @@ $(authtoken neutron)
 $(service_auth nova nova)
 CONF
   neutron-db-manage --config-file "$state/neutron/neutron.conf" upgrade head >/dev/null 2>&1
-  py_daemon "$state/neutron/server.pid" "$state/neutron/log/server.out" neutron.cmd.eventlet.server neutron-server \
+  py_daemon "$state/neutron/server.pid" "$state/neutron/log" neutron.cmd.eventlet.server neutron-server \
     "$state/neutron/neutron.conf" "$pylib"
 }
 
@@ -423,7 +428,7 @@ CONF
   octavia-db-manage --config-file "$state/octavia/octavia-api.conf" stamp head >/dev/null 2>&1
   uwsgi_app "$state/octavia/uwsgi.pid" "$state/octavia/log/uwsgi.log" $octavia_port /usr/bin/octavia-wsgi \
     --pyargv "--config-file $state/octavia/octavia-api.conf"
-  py_daemon "$state/octavia/worker.pid" "$state/octavia/log/worker.out" octavia.cmd.octavia_worker octavia-worker \
+  py_daemon "$state/octavia/worker.pid" "$state/octavia/log" octavia.cmd.octavia_worker octavia-worker \
     "$state/octavia/octavia-worker.conf" "$pylib"
 }
 
@@ -462,8 +467,8 @@ CONF
   cinder-manage --config-file "$state/cinder/cinder.conf" db sync >/dev/null 2>&1
   uwsgi_app "$state/cinder/uwsgi.pid" "$state/cinder/log/uwsgi.log" $cinder_port /usr/bin/cinder-wsgi \
     --pyargv "--config-file $state/cinder/cinder.conf"
-  py_daemon "$state/cinder/scheduler.pid" "$state/cinder/log/scheduler.out" cinder.cmd.scheduler cinder-scheduler "$state/cinder/cinder.conf"
-  py_daemon "$state/cinder/volume.pid" "$state/cinder/log/volume.out" cinder.cmd.volume cinder-volume "$state/cinder/cinder.conf" "$pylib"
+  py_daemon "$state/cinder/scheduler.pid" "$state/cinder/log" cinder.cmd.scheduler cinder-scheduler "$state/cinder/cinder.conf"
+  py_daemon "$state/cinder/volume.pid" "$state/cinder/log" cinder.cmd.volume cinder-volume "$state/cinder/cinder.conf" "$pylib"
 }
 
 # ---------------------------------------------------------------- seeds
@@ -477,6 +482,8 @@ seed_catalog() {
   catalog_entry cinder block-storage "http://127.0.0.1:$cinder_port/v3/%(project_id)s"
   catalog_entry magnum container-infra "http://127.0.0.1:$magnum_port/v1"
   # Octavia's default policy wants the load-balancer_* roles (as on real clouds); demo is a load-balancer member.
+  osr role create service
+  osr role add --project service --user nova service
   osr role create load-balancer_member
   osr role add --project demo --user demo load-balancer_member
 }
@@ -588,7 +595,6 @@ svc_status() { # name url pidfile... — prints "name: up|down (...)", returns 1
 
 case "$cmd" in
   start)
-    t0=$(date +%s)
     ensure_installed
     mkdir -p "$state"
     . "$root/deploy/lib/openstack-cli.sh"
@@ -598,21 +604,24 @@ case "$cmd" in
     MAGNETAR_KEYSTONE_DB_URL=$(db_url keystone) "$root/deploy/keystone.sh" start "$state/keystone"
     export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" OS_CLI_HOME="$state/keystone"
     KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password"); export KEYSTONE_ADMIN_PASSWORD
-    [ -f "$state/seeded-catalog" ] || { seed_catalog; touch "$state/seeded-catalog"; }
-    # Services start in parallel (each takes seconds of Python imports); their health checks follow.
+    [ -f "$state/seeded-catalog" ] || { step "Keystone catalog, service users, roles"; seed_catalog; touch "$state/seeded-catalog"; }
+    # The services boot in parallel (each spends seconds in Python imports); their health checks follow.
+    step "starting Placement, Glance, Neutron, Nova, Octavia, Cinder"
     start_placement
     start_glance
     start_neutron
     start_nova
     start_octavia
     start_cinder
+    step "waiting for the APIs"
     wait_http "http://127.0.0.1:$placement_port/" || die "Placement did not start ($state/placement/uwsgi.log)"
-    wait_http "http://127.0.0.1:$glance_port/" || die "Glance did not start ($state/glance/out.log)"
+    wait_http "http://127.0.0.1:$glance_port/" || die "Glance did not start ($state/glance/glance-api.out)"
     wait_http "http://127.0.0.1:$neutron_port/" 240 || die "Neutron did not start ($state/neutron/log)"
     wait_http "http://127.0.0.1:$octavia_port/" 240 || die "Octavia did not start ($state/octavia/log)"
     wait_http "http://127.0.0.1:$cinder_port/" 240 || die "Cinder did not start ($state/cinder/log)"
     nova_ready
     if [ ! -f "$state/seeded" ]; then
+      step "seeding images, public network, flavors, volume type, demo quotas"
       seed_images
       seed_network
       seed_flavors
@@ -621,7 +630,7 @@ case "$cmd" in
       touch "$state/seeded"
     fi
     [ -f "$state/env" ] || write_client_files
-    echo "openstack-aio: running in $(( $(date +%s) - t0 )) s (state $state); credentials in $state/env, $state/openrc-admin, $state/openrc-demo" >&2
+    echo "openstack-aio: running, started in $SECONDS s (state $state); credentials in $state/env, $state/openrc-admin, $state/openrc-demo" >&2
     ;;
   stop)
     # Reverse order of start; every service was started in its own process group (workers included).

@@ -426,7 +426,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var lb = (await c.LoadBalancer.ListLoadBalancersAsync($"name={Uri.EscapeDataString(name)}", ct)).FirstOrDefault();
             if (lb is null)
             {
-                lb = await c.LoadBalancer.CreateTcpLoadBalancerAsync(name, M("api-lb"), subnetId, ApiPort, [Tag], ct);
+                lb = await c.LoadBalancer.CreateLoadBalancerAsync(name, M("api-lb"), subnetId, [Tag], ct);
                 p._logger.LogInformation("Cluster {Uuid}: load balancer {Id} requested", spec.ClusterUuid, lb.Id);
             }
             switch (lb.ProvisioningStatus)
@@ -441,29 +441,33 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                     return null;
             }
 
-            // Members: exactly the control plane's fixed addresses. One change per pass: each puts the load balancer in
-            // PENDING_UPDATE until Octavia has applied it. (Octavia's batch member update is not used: with the all-in-one's
-            // no-op amphora driver it answers 202 and changes nothing.)
+            // Listener, pool and health monitor: one per pass, each while the load balancer is ACTIVE.
+            string? step = null;
+            var listenerId = lb.Listeners?.FirstOrDefault()?.Id;
             var poolId = lb.Pools?.FirstOrDefault()?.Id;
+            if (listenerId is null) { await c.LoadBalancer.CreateTcpListenerAsync(lb.Id, $"{name}-{ApiPort}", ApiPort, ct); step = "creating its listener"; }
+            else if (poolId is null) { await c.LoadBalancer.CreateTcpPoolAsync(listenerId, $"{name}-{ApiPort}", ct); step = "creating its pool"; }
+            else if ((await c.LoadBalancer.GetPoolAsync(poolId, ct))?.HealthmonitorId is null)
+            {
+                await c.LoadBalancer.CreateTcpHealthMonitorAsync(poolId, $"{name}-{ApiPort}", ct);
+                step = "creating its health monitor";
+            }
+            if (step is not null)
+            {
+                Conditions.Add(new ConditionObservation(ConditionTypes.LoadBalancerReady, false, "Waiting", $"load balancer {lb.Name}: {step}"));
+                return null;
+            }
+
+            // Members: exactly the control plane's fixed addresses, one single-member change per pass (each puts the load
+            // balancer in PENDING_UPDATE until Octavia has applied it).
             var wanted = masters.SelectMany(m => m.Nodes).Where(n => n.Status == "ACTIVE")
                 .Select(n => (Name: n.Name, Address: FixedAddressOf(n))).Where(x => x.Address is not null).ToList();
-            var membersReady = true;
-            if (poolId is not null)
-            {
-                var current = await c.LoadBalancer.ListMembersAsync(poolId, ct);
-                var extra = current.FirstOrDefault(m => wanted.All(w => w.Address != m.Address));
-                var missing = wanted.FirstOrDefault(w => current.All(m => m.Address != w.Address));
-                if (extra is not null)
-                {
-                    await c.LoadBalancer.RemoveMemberAsync(poolId, extra.Id, ct);
-                    membersReady = false;
-                }
-                else if (missing.Address is not null)
-                {
-                    await c.LoadBalancer.AddMemberAsync(poolId, missing.Name, missing.Address, ApiPort, subnetId, ct);
-                    membersReady = false;
-                }
-            }
+            var current = await c.LoadBalancer.ListMembersAsync(poolId!, ct);
+            var extra = current.FirstOrDefault(m => wanted.All(w => w.Address != m.Address));
+            var missing = wanted.FirstOrDefault(w => current.All(m => m.Address != w.Address));
+            var membersReady = extra is null && missing.Address is null;
+            if (extra is not null) await c.LoadBalancer.RemoveMemberAsync(poolId!, extra.Id, ct);
+            else if (missing.Address is not null) await c.LoadBalancer.AddMemberAsync(poolId!, missing.Name, missing.Address, ApiPort, subnetId, ct);
 
             var address = lb.VipAddress;
             if (spec.FloatingIpEnabled && external is not null && LabelValues.Bool(spec.Labels, "master_lb_floating_ip_enabled", true))
