@@ -71,18 +71,21 @@ spawn() {
   ( cd "$dir" && exec setsid "$@" ) >"$log" 2>&1 </dev/null &
   echo $! > "$pidf"
 }
-# stop_group PIDFILE: TERM to the process group (to the process alone if it leads none), KILL after 10 s.
-stop_group() {
-  local pidf=$1 target
-  [ -f "$pidf" ] || return 0
-  target=$(cat "$pidf")
-  kill -0 -- "-$target" 2>/dev/null && target=-$target
-  if kill -0 -- "$target" 2>/dev/null; then
-    kill -TERM -- "$target" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 -- "$target" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL -- "$target" 2>/dev/null || true
-  fi
-  rm -f "$pidf"
+# stop_groups PIDFILE...: TERM to each process group (to the process alone if it leads none), all at once (OpenStack
+# services take 2-10 s to shut down gracefully), KILL to whatever is left after 10 s.
+stop_groups() {
+  local f t targets=()
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    t=$(cat "$f"); rm -f "$f"
+    kill -0 -- "-$t" 2>/dev/null && t=-$t
+    kill -TERM -- "$t" 2>/dev/null && targets+=("$t")
+  done
+  for _ in $(seq 1 40); do
+    for t in "${targets[@]}"; do kill -0 -- "$t" 2>/dev/null && continue 2; done
+    return 0
+  done
+  for t in "${targets[@]}"; do kill -KILL -- "$t" 2>/dev/null || true; done
 }
 # uwsgi_app PIDFILE LOG PORT WSGI_FILE [uwsgi options...]: a WSGI API behind uwsgi's HTTP router (keep-alive, so
 # keystoneauth clients do not see reset connections), one worker.
@@ -138,26 +141,25 @@ transport_url() { echo "rabbit://openstack:$(cat "$state/rabbitmq.password")@127
 
 # ---------------------------------------------------------------- databases (all on the one PostgreSQL)
 db_url() { echo "postgresql+psycopg2://magnetar:$(cat "$state/postgres/password")@127.0.0.1:$MAGNETAR_PG_PORT/$1"; }
-ensure_db() {
-  PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d magnetar -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='$1'" | grep -q 1 ||
-  PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d magnetar -qc "CREATE DATABASE $1"
-}
+pg() { PGPASSWORD=$(cat "$state/postgres/password") psql -h 127.0.0.1 -p "$MAGNETAR_PG_PORT" -U magnetar -d "$1" -tAc "$2"; }
+ensure_db() { pg magnetar "SELECT 1 FROM pg_database WHERE datname='$1'" | grep -q 1 || pg magnetar "CREATE DATABASE $1" >/dev/null; }
 
 # ---------------------------------------------------------------- Keystone service users and catalog
-register_service() { # name type port path  (service user = name)
-  local name=$1 type=$2 port=$3 path=$4
-  osr user create --domain default --password "$(secret_file "$state/$name.password")" "$name"
-  osr role add --project service --user "$name" admin
-  catalog_entry "$name" "$type" "http://127.0.0.1:$port$path"
-}
-catalog_entry() { # name type url
-  local name=$1 type=$2 url=$3
-  os_admin service show "$type" >/dev/null 2>&1 || osr service create --name "$name" "$type"
-  for iface in public internal admin; do
-    os_admin endpoint list --service "$type" --interface "$iface" -f value -c ID 2>/dev/null | grep -q . ||
-      osr endpoint create --region RegionOne "$type" "$iface" "$url"
-  done
+# (deploy/openstack-aio/seed.py: one Python process; an "openstack" CLI call costs 2-4 s of imports, and the catalog
+# alone would take some 70 of them.)
+seed_py() { $py "$root/deploy/openstack-aio/seed.py" "$@"; }
+seed_catalog() {
+  local u v3="/v3/%(project_id)s"
+  for u in placement glance nova neutron octavia cinder; do secret_file "$state/$u.password" >/dev/null; done
+  seed_py catalog "$state" \
+    "placement,placement,http://127.0.0.1:$placement_port,placement" \
+    "glance,image,http://127.0.0.1:$glance_port,glance" \
+    "nova,compute,http://127.0.0.1:$nova_port/v2.1,nova" \
+    "neutron,network,http://127.0.0.1:$neutron_port,neutron" \
+    "octavia,load-balancer,http://127.0.0.1:$octavia_port,octavia" \
+    "cinderv3,volumev3,http://127.0.0.1:$cinder_port$v3,cinder" \
+    "cinder,block-storage,http://127.0.0.1:$cinder_port$v3" \
+    "magnum,container-infra,http://127.0.0.1:$magnum_port/v1"
 }
 
 authtoken() { # name
@@ -268,6 +270,13 @@ workers = 1
 [scheduler]
 workers = 1
 discover_hosts_in_cells_interval = 5
+# One compute host: anti-affinity server groups are accepted but cannot be honoured, so they are not enforced
+# (Nova's default filters minus ServerGroupAntiAffinityFilter, and no late check on the compute host) — otherwise
+# the second member of every anti-affinity group (a cluster's masters, its workers) would fail with NoValidHost.
+[filter_scheduler]
+enabled_filters = ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAffinityFilter
+[workarounds]
+disable_group_policy_check_upcall = true
 [glance]
 region_name = RegionOne
 $(service_auth neutron neutron)
@@ -301,8 +310,10 @@ CONF
 nova_ready() {
   wait_http "http://127.0.0.1:$nova_port/" || die "Nova API did not start ($state/nova/log/uwsgi.log)"
   [ -f "$state/nova/host-mapped" ] && return 0
-  for _ in $(seq 1 120); do
-    os_admin compute service list --service nova-compute -f value -c State 2>/dev/null | grep -q "up" && break; sleep 1
+  # Map the compute host into cell1 once nova-compute has registered its node (the scheduler would also find it
+  # within discover_hosts_in_cells_interval, but a server created before that would fail with NoValidHost).
+  for _ in $(seq 1 240); do
+    [ -n "$(pg nova "SELECT 1 FROM compute_nodes WHERE deleted = 0 LIMIT 1" 2>/dev/null)" ] && break; sleep 0.5
   done
   nova-manage --config-file "$state/nova/nova.conf" cell_v2 discover_hosts >/dev/null 2>&1
   touch "$state/nova/host-mapped"
@@ -472,67 +483,13 @@ CONF
 }
 
 # ---------------------------------------------------------------- seeds
-seed_catalog() {
-  register_service placement placement $placement_port ""
-  register_service glance image $glance_port ""
-  register_service nova compute $nova_port "/v2.1"
-  register_service neutron network $neutron_port ""
-  register_service octavia load-balancer $octavia_port ""
-  register_service cinder volumev3 $cinder_port "/v3/%(project_id)s"
-  catalog_entry cinder block-storage "http://127.0.0.1:$cinder_port/v3/%(project_id)s"
-  catalog_entry magnum container-infra "http://127.0.0.1:$magnum_port/v1"
-  # Octavia's default policy wants the load-balancer_* roles (as on real clouds); demo is a load-balancer member.
-  osr role create service
-  osr role add --project service --user nova service
-  osr role create load-balancer_member
-  osr role add --project demo --user demo load-balancer_member
-}
-
-seed_network() {
-  os_admin network show public >/dev/null 2>&1 ||
-    osr network create --external --share --provider-network-type flat --provider-physical-network public public
-  os_admin subnet show public-subnet >/dev/null 2>&1 ||
-    osr subnet create --network public --subnet-range 172.24.4.0/24 --gateway 172.24.4.1 --no-dhcp \
-      --allocation-pool start=172.24.4.10,end=172.24.4.250 public-subnet
-}
-
-seed_flavors() {
-  for f in "m1.tiny 512 1 1" "m1.small 2048 20 1" "m1.medium 4096 40 2" "m1.large 8192 80 4"; do
-    # shellcheck disable=SC2086
-    set -- $f
-    os_admin flavor show "$1" >/dev/null 2>&1 || osr flavor create --public --ram "$2" --disk "$3" --vcpus "$4" "$1"
-  done
-}
-
-seed_images() {
-  for img in fedora-coreos-40 ubuntu-24.04; do
-    if ! os_admin image show "$img" >/dev/null 2>&1; then
-      head -c 1048576 /dev/zero > "$state/glance/$img.raw"
-      local distro=${img%%-[0-9]*}
-      osr image create --public --disk-format raw --container-format bare --file "$state/glance/$img.raw" \
-        --property os_distro="$distro" "$img"
-      rm -f "$state/glance/$img.raw"
-    fi
-  done
-}
-
-seed_volume_type() {
-  os_admin volume type show fake >/dev/null 2>&1 ||
-    osr volume type create --public --property volume_backend_name=fake fake
-}
-
-# Room for a few clusters (each: 3-6 servers, a network, a router, load balancers, floating IPs, volumes).
-seed_quotas() {
-  osr quota set --instances 100 --cores 400 --ram 819200 --server-groups 50 --server-group-members 100 \
-    --networks 50 --subnets 50 --ports 1000 --routers 20 --floating-ips 100 --secgroups 100 --secgroup-rules 1000 \
-    --volumes 100 --gigabytes 5000 --snapshots 100 demo
-}
+# Images fedora-coreos-40 and ubuntu-24.04 (1 MiB raw), external network "public" 172.24.4.0/24, flavors m1.tiny..
+# m1.large, volume type "fake", demo quotas for a few clusters. Prints the ids write_client_files needs.
+seed_resources() { seed_py resources "$state" > "$state/ids.tmp"; mv "$state/ids.tmp" "$state/ids"; }
 
 write_client_files() {
-  local public_net fcos ubuntu
-  public_net=$(os_admin network show public -f value -c id)
-  fcos=$(os_admin image show fedora-coreos-40 -f value -c id)
-  ubuntu=$(os_admin image show ubuntu-24.04 -f value -c id)
+  local PUBLIC_NETWORK_ID FEDORA_COREOS_IMAGE_ID UBUNTU_IMAGE_ID
+  . "$state/ids"
   local pw_admin pw_demo pw_magnetar pw_reader
   pw_admin=$(cat "$state/keystone/admin.password"); pw_demo=$(cat "$state/keystone/demo.password")
   pw_magnetar=$(cat "$state/keystone/magnetar.password"); pw_reader=$(cat "$state/keystone/demo-reader.password")
@@ -572,11 +529,11 @@ DEMO_PROJECT=demo
 READER_USER=demo-reader
 READER_PASSWORD=$pw_reader
 PUBLIC_NETWORK=public
-PUBLIC_NETWORK_ID=$public_net
+PUBLIC_NETWORK_ID=$PUBLIC_NETWORK_ID
 FEDORA_COREOS_IMAGE=fedora-coreos-40
-FEDORA_COREOS_IMAGE_ID=$fcos
+FEDORA_COREOS_IMAGE_ID=$FEDORA_COREOS_IMAGE_ID
 UBUNTU_IMAGE=ubuntu-24.04
-UBUNTU_IMAGE_ID=$ubuntu
+UBUNTU_IMAGE_ID=$UBUNTU_IMAGE_ID
 FLAVOR=m1.small
 VOLUME_TYPE=fake
 MAGNUM_URL=http://127.0.0.1:$magnum_port/v1
@@ -605,14 +562,12 @@ case "$cmd" in
     export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" OS_CLI_HOME="$state/keystone"
     KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password"); export KEYSTONE_ADMIN_PASSWORD
     [ -f "$state/seeded-catalog" ] || { step "Keystone catalog, service users, roles"; seed_catalog; touch "$state/seeded-catalog"; }
-    # The services boot in parallel (each spends seconds in Python imports); their health checks follow.
+    # Configs, database migrations and daemons of the six services in parallel (mostly Python imports and SQL round
+    # trips: about half the time of one after the other, even on two cores); their health checks follow.
     step "starting Placement, Glance, Neutron, Nova, Octavia, Cinder"
-    start_placement
-    start_glance
-    start_neutron
-    start_nova
-    start_octavia
-    start_cinder
+    jobs=()
+    for s in placement glance neutron nova octavia cinder; do start_$s & jobs+=($!); done
+    for j in "${jobs[@]}"; do wait "$j" || die "a service failed to start (see the messages above)"; done
     step "waiting for the APIs"
     wait_http "http://127.0.0.1:$placement_port/" || die "Placement did not start ($state/placement/uwsgi.log)"
     wait_http "http://127.0.0.1:$glance_port/" || die "Glance did not start ($state/glance/glance-api.out)"
@@ -622,22 +577,15 @@ case "$cmd" in
     nova_ready
     if [ ! -f "$state/seeded" ]; then
       step "seeding images, public network, flavors, volume type, demo quotas"
-      seed_images
-      seed_network
-      seed_flavors
-      seed_volume_type
-      seed_quotas
+      seed_resources
       touch "$state/seeded"
     fi
     [ -f "$state/env" ] || write_client_files
     echo "openstack-aio: running, started in $SECONDS s (state $state); credentials in $state/env, $state/openrc-admin, $state/openrc-demo" >&2
     ;;
   stop)
-    # Reverse order of start; every service was started in its own process group (workers included).
-    for f in cinder/volume cinder/scheduler cinder/uwsgi octavia/worker octavia/uwsgi nova/compute nova/scheduler \
-             nova/conductor nova/uwsgi neutron/server glance/api placement/uwsgi; do
-      stop_group "$state/$f.pid"
-    done
+    # Every service was started in its own process group (workers included); then Keystone, RabbitMQ, PostgreSQL.
+    stop_groups "$state/"{cinder/volume,cinder/scheduler,cinder/uwsgi,octavia/worker,octavia/uwsgi,nova/compute,nova/scheduler,nova/conductor,nova/uwsgi,neutron/server,glance/api,placement/uwsgi}.pid
     [ -d "$state/keystone" ] && { "$root/deploy/keystone.sh" stop "$state/keystone" 2>/dev/null || true; }
     stop_rabbitmq
     [ -d "$state/postgres" ] && { "$root/deploy/postgres.sh" stop "$state/postgres" 2>/dev/null || true; }

@@ -155,7 +155,7 @@ public sealed class OpenStackIntegrationTests
             var resources = await view.ClusterResourcesAsync(uuid, withLb);
             Assert.Contains(resources, r => r.StartsWith("router "));
             Assert.Equal(2, resources.Count(r => r.StartsWith("security group ")));
-            Assert.Equal(withLb ? 3 : 2, resources.Count(r => r.StartsWith("floating IP "))); // workers (+ the API VIP)
+            Assert.Equal(withLb ? 4 : 3, resources.Count(r => r.StartsWith("floating IP "))); // every node, as Magnum (+ the API VIP)
             Assert.Contains(resources, r => r.StartsWith("application credential "));
             if (withLb)
             {
