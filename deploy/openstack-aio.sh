@@ -10,8 +10,8 @@
 #   Keystone (deploy/keystone.sh, uwsgi)                            127.0.0.1:35357  /v3
 #   Placement (uwsgi)                                               127.0.0.1:38778
 #   Glance API (file store; images fedora-coreos-40, ubuntu-24.04)  127.0.0.1:39292
-#   Nova API (uwsgi), conductor, scheduler, compute (fake virt driver: servers go ACTIVE, nothing boots)
-#                                                                   127.0.0.1:38774  /v2.1
+#   Nova API (uwsgi), conductor, scheduler, compute (fake virt driver: servers go ACTIVE, nothing boots; one host,
+#     so anti-affinity server groups are accepted but not enforced)  127.0.0.1:38774  /v2.1
 #   Neutron server (ML2 flat/vxlan, no agents; ports bound by deploy/openstack-aio/pylib; routers, floating IPs;
 #     external network "public" 172.24.4.0/24)                      127.0.0.1:39696
 #   Octavia API (uwsgi, amphora provider) and worker (no-op amphora/compute drivers: load balancers go ACTIVE,
@@ -24,6 +24,7 @@
 # large demo quotas. Writes STATE_DIR/openrc-admin, STATE_DIR/openrc-demo and STATE_DIR/env (credentials, public
 # network and image ids, for tests). "start" on a running all-in-one only starts what is down (configs are rewritten
 # only for services that are started). "stop" ends exactly the processes it started (process groups from pid files).
+# Check a running all-in-one with deploy/openstack-aio/smoke.sh.
 set -euo pipefail
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ octavia_port=39876
 cinder_port=38776
 magnum_port=9511
 py=/usr/bin/python3   # Debian's interpreter: the OpenStack modules live in its dist-packages
-pylib=$root/deploy/openstack-aio/pylib   # this all-in-one's ML2, Octavia network and Cinder volume drivers
+pylib=$root/deploy/openstack-aio/pylib   # this all-in-one's drivers (ML2, Nova scheduler filter, Octavia network, Cinder volume)
 host_name=aio          # Nova compute host, Neutron binding host, Cinder volume host
 
 packages=(python3-openstackclient python3-octaviaclient python3-cinderclient python3-psycopg2
@@ -62,6 +63,8 @@ pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 wait_http() { for _ in $(seq 1 "${2:-120}"); do curl -sf --max-time 5 -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
 die() { echo "openstack-aio: $*" >&2; exit 1; }
 step() { echo "openstack-aio: [$SECONDS s] $*" >&2; }
+# quiet LOG CMD...: CMD's output (the manage tools' warnings and tracebacks) goes to LOG, shown when CMD fails.
+quiet() { local log=$1; shift; "$@" >>"$log" 2>&1 || { tail -20 "$log" >&2; die "failed: $* (log: $log)"; }; }
 
 # spawn PIDFILE LOG DIR CMD...: runs CMD in its own session (so its pid is its process group: stop signals the whole
 # group, workers included), unless the pid file names a live process.
@@ -81,11 +84,14 @@ stop_groups() {
     kill -0 -- "-$t" 2>/dev/null && t=-$t
     kill -TERM -- "$t" 2>/dev/null && targets+=("$t")
   done
+  local alive=("${targets[@]}")
   for _ in $(seq 1 40); do
-    for t in "${targets[@]}"; do kill -0 -- "$t" 2>/dev/null && continue 2; done
-    return 0
+    targets=("${alive[@]}"); alive=()
+    for t in "${targets[@]}"; do kill -0 -- "$t" 2>/dev/null && alive+=("$t"); done
+    [ ${#alive[@]} -eq 0 ] && return 0
+    sleep 0.25
   done
-  for t in "${targets[@]}"; do kill -KILL -- "$t" 2>/dev/null || true; done
+  for t in "${alive[@]}"; do kill -KILL -- "$t" 2>/dev/null || true; done
 }
 # uwsgi_app PIDFILE LOG PORT WSGI_FILE [uwsgi options...]: a WSGI API behind uwsgi's HTTP router (keep-alive, so
 # keystoneauth clients do not see reset connections), one worker.
@@ -97,9 +103,10 @@ uwsgi_app() {
 # py_daemon PIDFILE LOGDIR MODULE NAME CONF [PYTHONPATH]: an OpenStack service's console main() from Debian's python3
 # (the python3-* packages ship the modules; their service packages would also pull in init scripts or hypervisors).
 # Logs: LOGDIR/NAME.log (oslo.log; named explicitly, it would be "<string>.log" for "python3 -c"), LOGDIR/NAME.out.
+# (No .pyc files: they would land in deploy/openstack-aio/pylib, inside the repository.)
 py_daemon() {
   local pidf=$1 logdir=$2 module=$3 name=$4 conf=$5 pp=${6:-}
-  spawn "$pidf" "$logdir/$name.out" "$(dirname "$pidf")" env PYTHONPATH="$pp" $py -c \
+  spawn "$pidf" "$logdir/$name.out" "$(dirname "$pidf")" env PYTHONPATH="$pp" PYTHONDONTWRITEBYTECODE=1 $py -c \
     "import sys; sys.argv[0]='$name'; from $module import main; sys.exit(main())" --config-file "$conf" --log-file "$logdir/$name.log"
 }
 
@@ -203,7 +210,8 @@ auth_strategy = keystone
 connection = $(db_url placement)
 $(authtoken placement)
 CONF
-  OS_PLACEMENT_CONFIG_DIR="$state/placement" placement-manage --config-file "$state/placement/placement.conf" db sync
+  quiet "$state/placement/manage.log" env OS_PLACEMENT_CONFIG_DIR="$state/placement" placement-manage \
+    --config-file "$state/placement/placement.conf" db sync
   uwsgi_app "$state/placement/uwsgi.pid" "$state/placement/uwsgi.log" $placement_port /usr/bin/placement-api \
     --env OS_PLACEMENT_CONFIG_DIR="$state/placement"
 }
@@ -232,7 +240,7 @@ config_file = $state/glance/glance-api-paste.ini
 $(policy_legacy)
 $(authtoken glance)
 CONF
-  glance-manage --config-file "$state/glance/glance-api.conf" db_sync >/dev/null 2>&1
+  quiet "$state/glance/manage.log" glance-manage --config-file "$state/glance/glance-api.conf" db_sync
   py_daemon "$state/glance/api.pid" "$state/glance" glance.cmd.api glance-api "$state/glance/glance-api.conf"
 }
 
@@ -270,11 +278,17 @@ workers = 1
 [scheduler]
 workers = 1
 discover_hosts_in_cells_interval = 5
-# One compute host: anti-affinity server groups are accepted but cannot be honoured, so they are not enforced
-# (Nova's default filters minus ServerGroupAntiAffinityFilter, and no late check on the compute host) — otherwise
-# the second member of every anti-affinity group (a cluster's masters, its workers) would fail with NoValidHost.
+# One compute host: anti-affinity server groups are accepted but cannot be honoured, so they are not enforced —
+# otherwise the second member of every anti-affinity group (a cluster's masters, its workers) would fail with
+# NoValidHost. Nova's default filters, with a pass-through ServerGroupAntiAffinityFilter
+# (deploy/openstack-aio/pylib/magnetar_aio_nova.py; Nova rejects anti-affinity groups when no filter of that name is
+# enabled), and no late check of the group policy on the compute host.
 [filter_scheduler]
-enabled_filters = ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAffinityFilter
+available_filters = nova.scheduler.filters.compute_filter.ComputeFilter
+available_filters = nova.scheduler.filters.compute_capabilities_filter.ComputeCapabilitiesFilter
+available_filters = nova.scheduler.filters.image_props_filter.ImagePropertiesFilter
+available_filters = nova.scheduler.filters.affinity_filter.ServerGroupAffinityFilter
+available_filters = magnetar_aio_nova.ServerGroupAntiAffinityFilter
 [workarounds]
 disable_group_policy_check_upcall = true
 [glance]
@@ -295,16 +309,17 @@ api_paste_config = $state/nova/api-paste.ini
 $(policy_legacy)
 $(authtoken nova)
 CONF
-    $nm api_db sync >/dev/null 2>&1
+    local log=$state/nova/log/manage.out
+    quiet "$log" $nm api_db sync
     # (Output captured first: with pipefail, "list | grep -q" fails when grep exits before the writer is done.)
-    local cells; cells=$($nm cell_v2 list_cells 2>/dev/null || true)
-    grep -q " cell0 " <<<"$cells" || $nm cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)" >/dev/null
-    grep -q " cell1 " <<<"$cells" || $nm cell_v2 create_cell --name cell1 >/dev/null
-    $nm db sync >/dev/null 2>&1
+    local cells; cells=$($nm cell_v2 list_cells 2>>"$log" || true)
+    grep -q " cell0 " <<<"$cells" || quiet "$log" $nm cell_v2 map_cell0 --database_connection "$(db_url nova_cell0)"
+    grep -q " cell1 " <<<"$cells" || quiet "$log" $nm cell_v2 create_cell --name cell1
+    quiet "$log" $nm db sync
   fi
   uwsgi_app "$state/nova/uwsgi.pid" "$state/nova/log/uwsgi.log" $nova_port /usr/bin/nova-api-wsgi --env OS_NOVA_CONFIG_DIR="$state/nova"
   for d in conductor scheduler compute; do
-    py_daemon "$state/nova/$d.pid" "$state/nova/log" "nova.cmd.$d" "nova-$d" "$state/nova/nova.conf"
+    py_daemon "$state/nova/$d.pid" "$state/nova/log" "nova.cmd.$d" "nova-$d" "$state/nova/nova.conf" "$pylib"
   done
 }
 nova_ready() {
@@ -315,7 +330,7 @@ nova_ready() {
   for _ in $(seq 1 240); do
     [ -n "$(pg nova "SELECT 1 FROM compute_nodes WHERE deleted = 0 LIMIT 1" 2>/dev/null)" ] && break; sleep 0.5
   done
-  nova-manage --config-file "$state/nova/nova.conf" cell_v2 discover_hosts >/dev/null 2>&1
+  quiet "$state/nova/log/manage.out" nova-manage --config-file "$state/nova/nova.conf" cell_v2 discover_hosts
   touch "$state/nova/host-mapped"
 }
 
@@ -362,7 +377,7 @@ vni_ranges = 1:10000
 $(authtoken neutron)
 $(service_auth nova nova)
 CONF
-  neutron-db-manage --config-file "$state/neutron/neutron.conf" upgrade head >/dev/null 2>&1
+  quiet "$state/neutron/log/manage.log" neutron-db-manage --config-file "$state/neutron/neutron.conf" upgrade head
   py_daemon "$state/neutron/server.pid" "$state/neutron/log" neutron.cmd.eventlet.server neutron-server \
     "$state/neutron/neutron.conf" "$pylib"
 }
@@ -435,8 +450,8 @@ CONF
 )
   printf '%s\nnetwork_driver = allowed_address_pairs_driver\n' "$common" > "$state/octavia/octavia-api.conf"
   printf '%s\nnetwork_driver = magnetar_aio_network_driver\n' "$common" > "$state/octavia/octavia-worker.conf"
-  $py "$root/deploy/openstack-aio/octavia_schema.py" "$state/octavia/octavia-api.conf"
-  octavia-db-manage --config-file "$state/octavia/octavia-api.conf" stamp head >/dev/null 2>&1
+  quiet "$state/octavia/log/manage.log" $py "$root/deploy/openstack-aio/octavia_schema.py" "$state/octavia/octavia-api.conf"
+  quiet "$state/octavia/log/manage.log" octavia-db-manage --config-file "$state/octavia/octavia-api.conf" stamp head
   uwsgi_app "$state/octavia/uwsgi.pid" "$state/octavia/log/uwsgi.log" $octavia_port /usr/bin/octavia-wsgi \
     --pyargv "--config-file $state/octavia/octavia-api.conf"
   py_daemon "$state/octavia/worker.pid" "$state/octavia/log" octavia.cmd.octavia_worker octavia-worker \
@@ -475,7 +490,7 @@ $(policy_legacy)
 $(service_auth nova nova)
 $(authtoken cinder)
 CONF
-  cinder-manage --config-file "$state/cinder/cinder.conf" db sync >/dev/null 2>&1
+  quiet "$state/cinder/log/manage.log" cinder-manage --config-file "$state/cinder/cinder.conf" db sync
   uwsgi_app "$state/cinder/uwsgi.pid" "$state/cinder/log/uwsgi.log" $cinder_port /usr/bin/cinder-wsgi \
     --pyargv "--config-file $state/cinder/cinder.conf"
   py_daemon "$state/cinder/scheduler.pid" "$state/cinder/log" cinder.cmd.scheduler cinder-scheduler "$state/cinder/cinder.conf"
