@@ -25,8 +25,8 @@ ensure_installed() {
 
 running() { [ -f "$state/uwsgi.pid" ] && kill -0 "$(cat "$state/uwsgi.pid")" 2>/dev/null; }
 
-. "$root/deploy/lib/openstack-cli.sh"
-export KEYSTONE_URL=$url OS_CLI_HOME=$state
+. "$root/deploy/lib/secrets.sh"
+export KEYSTONE_URL=$url
 
 pw() { mkdir -p "$state"; secret_file "$state/$1.password"; }
 
@@ -67,16 +67,9 @@ CONF
     for _ in $(seq 1 120); do curl -sf "$url" >/dev/null && break; sleep 0.25; done
     curl -sf "$url" >/dev/null || { echo "keystone.sh: Keystone did not start; see $state/uwsgi.log" >&2; exit 1; }
     if [ ! -f "$state/seeded" ]; then
-      osr project create --domain default service
-      osr project create --domain default demo
-      osr role create member
-      osr role create reader
-      osr user create --domain default --password "$(pw magnetar)" magnetar
-      osr role add --project service --user magnetar admin
-      osr user create --domain default --password "$(pw demo)" demo
-      osr role add --project demo --user demo member
-      osr user create --domain default --password "$(pw demo-reader)" demo-reader
-      osr role add --project demo --user demo-reader reader
+      for u in magnetar demo demo-reader; do pw "$u" >/dev/null; done
+      /usr/bin/python3 "$root/deploy/lib/keystone_seed.py" "$state" || {
+        for f in "$state/uwsgi.log" "$state/keystone.log"; do [ -f "$f" ] && { echo "--- tail of $f" >&2; tail -40 "$f" >&2; }; done; exit 1; }
       touch "$state/seeded"
     fi
     umask 077

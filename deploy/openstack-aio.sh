@@ -569,12 +569,12 @@ case "$cmd" in
   start)
     ensure_installed
     mkdir -p "$state"
-    . "$root/deploy/lib/openstack-cli.sh"
+    . "$root/deploy/lib/secrets.sh"
     "$root/deploy/postgres.sh" start "$state/postgres"
     start_rabbitmq
     ensure_db keystone
     MAGNETAR_KEYSTONE_DB_URL=$(db_url keystone) "$root/deploy/keystone.sh" start "$state/keystone"
-    export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3" OS_CLI_HOME="$state/keystone"
+    export KEYSTONE_URL="http://127.0.0.1:$MAGNETAR_KEYSTONE_PORT/v3"
     KEYSTONE_ADMIN_PASSWORD=$(cat "$state/keystone/admin.password"); export KEYSTONE_ADMIN_PASSWORD
     [ -f "$state/seeded-catalog" ] || { step "Keystone catalog, service users, roles"; seed_catalog; touch "$state/seeded-catalog"; }
     # Configs, database migrations and daemons of the six services in parallel (mostly Python imports and SQL round

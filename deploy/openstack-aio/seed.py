@@ -33,8 +33,9 @@ def grant(conn, role, user, project):
     r = idn.find_role(role) or idn.create_role(name=role)
     u = idn.find_user(user, domain_id='default', ignore_missing=False)
     p = idn.find_project(project, domain_id='default', ignore_missing=False)
-    if not idn.validate_user_has_project_role(p, u, r):
-        idn.assign_project_role_to_user(p, u, r)
+    # An idempotent PUT. (No HEAD check first: after a HEAD answered 404, uwsgi's HTTP router leaves the kept-alive
+    # connection hanging until its 60 s timeout.)
+    idn.assign_project_role_to_user(p, u, r)
 
 
 def catalog(conn, state, entries):
