@@ -2,7 +2,8 @@
 # A real Keystone (Debian's keystone package, OpenStack Zed) on 127.0.0.1:35000 for Magnetar's keystone-mode tests.
 # usage: deploy/keystone.sh start|stop|status [STATE_DIR]     (default STATE_DIR: .work/keystone)
 # Own config, SQLite database, fernet keys, uwsgi process and log, all in STATE_DIR; nothing of /etc/keystone is used.
-# Database: SQLite in STATE_DIR, or $MAGNETAR_KEYSTONE_DB_URL (the OpenStack all-in-one passes its PostgreSQL).
+# Database: $MAGNETAR_KEYSTONE_DB_URL (scripts/test and the OpenStack all-in-one pass a PostgreSQL database), else SQLite
+# in STATE_DIR.
 # Creates: admin (bootstrap), project service + user magnetar (admin role on service, like Magnum's service user),
 # project demo + users demo (member) and demo-reader (reader); writes STATE_DIR/env with their credentials.
 set -euo pipefail
@@ -40,6 +41,8 @@ case "$cmd" in
 log_file = $state/keystone.log
 [database]
 connection = ${MAGNETAR_KEYSTONE_DB_URL:-sqlite:///$state/keystone.db}
+# (SQLite is for trying it by hand: under load its "database is locked" errors fail requests. scripts/test and the
+# all-in-one pass PostgreSQL.)
 [token]
 provider = fernet
 expiration = 3600
@@ -50,6 +53,10 @@ key_repository = $state/fernet-keys
 [credential]
 key_repository = $state/credential-keys
 CONF
+    # A different database than last time (e.g. SQLite before, PostgreSQL now): bootstrap and seed it afresh.
+    db_url=${MAGNETAR_KEYSTONE_DB_URL:-sqlite:///$state/keystone.db}
+    if [ "$(cat "$state/db-url" 2>/dev/null)" != "$db_url" ]; then rm -f "$state/bootstrapped" "$state/seeded"; fi
+    (umask 077; echo "$db_url" > "$state/db-url")
     admin_pw=$(pw admin)
     export KEYSTONE_ADMIN_PASSWORD=$admin_pw
     if [ ! -f "$state/bootstrapped" ]; then

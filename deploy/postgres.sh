@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A private PostgreSQL 15 cluster (Debian package) on 127.0.0.1 for tests and multi-replica trials.
 # usage: deploy/postgres.sh start|stop|status|env [STATE_DIR]     (default STATE_DIR: .work/postgres)
+#        deploy/postgres.sh dburl NAME [STATE_DIR]   creates database NAME (owner magnetar) if missing and prints its
+#                                                     SQLAlchemy URL (for OpenStack services, e.g. deploy/keystone.sh)
 # Port: $MAGNETAR_PG_PORT (default 55432). Role "magnetar" (CREATEDB) with a generated password.
 set -euo pipefail
 cmd=${1:-status}
+if [ "$cmd" = dburl ]; then dbname=${2:?usage: deploy/postgres.sh dburl NAME [STATE_DIR]}; shift; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=$(realpath -m "${2:-$root/.work/postgres}")
 port=${MAGNETAR_PG_PORT:-55432}
@@ -67,5 +70,13 @@ CONF
   env)
     echo "export MAGNETAR_TEST_POSTGRES=\"$(conn)\""
     ;;
-  *) echo "usage: $0 start|stop|status|env [STATE_DIR]" >&2; exit 2 ;;
+  dburl)
+    running || { echo "postgres.sh: not running (state $state)" >&2; exit 1; }
+    [[ $dbname =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "postgres.sh: bad database name $dbname" >&2; exit 2; }
+    pw=$(cat "$state/password")
+    PGPASSWORD=$pw psql -h 127.0.0.1 -p "$port" -U magnetar -d magnetar -tAc "SELECT 1 FROM pg_database WHERE datname='$dbname'" | grep -q 1 ||
+      PGPASSWORD=$pw psql -h 127.0.0.1 -p "$port" -U magnetar -d magnetar -qc "CREATE DATABASE $dbname" >/dev/null
+    echo "postgresql+psycopg2://magnetar:$pw@127.0.0.1:$port/$dbname"
+    ;;
+  *) echo "usage: $0 start|stop|status|env|dburl [NAME] [STATE_DIR]" >&2; exit 2 ;;
 esac
