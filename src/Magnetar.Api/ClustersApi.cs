@@ -115,8 +115,10 @@ public static class ClustersApi
         if (masterCount > 1 && !masterLb)
             throw MagnumError.BadRequest("master_count must be 1 when master_lb_enabled is False");
 
-        await ctx.ValidateCloudReferencesAsync(null, [S("flavor_id") ?? template.FlavorId, S("master_flavor_id") ?? template.MasterFlavorId],
-            null, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
+        // As Magnum (validate_os_resources with the template and the cluster's overrides): the template's image and
+        // external network may have been deleted since the template was made.
+        await ctx.ValidateCloudReferencesAsync(string.IsNullOrEmpty(template.ImageId) ? null : template.ImageId, [S("flavor_id") ?? template.FlavorId, S("master_flavor_id") ?? template.MasterFlavorId],
+            template.ExternalNetworkId, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
 
         var name = S("name") ?? ResourceNames.Generate("cluster");
         if (await NameInUseAsync(ctx, caller.ProjectId, name, ct))

@@ -7,9 +7,15 @@ namespace Magnetar.Cloud.OpenStack;
 
 public sealed record ServerAddress(string Addr, int Version, [property: JsonPropertyName("OS-EXT-IPS:type")] string? Type);
 public sealed record ServerFault(string? Message, int? Code, string? Details);
+public sealed record ServerFlavor(string? OriginalName, int? Vcpus, int? Ram);
+public sealed record AttachedVolume(string Id, bool? DeleteOnTermination);
 public sealed record Server(string Id, string Name, string Status, Dictionary<string, string>? Metadata,
     Dictionary<string, List<ServerAddress>>? Addresses, ServerFault? Fault, List<string>? Tags,
-    [property: JsonPropertyName("OS-EXT-STS:task_state")] string? TaskState = null)
+    [property: JsonPropertyName("OS-EXT-STS:task_state")] string? TaskState = null,
+    ServerFlavor? Flavor = null,
+    [property: JsonPropertyName("os-extended-volumes:volumes_attached")] List<AttachedVolume>? VolumesAttached = null,
+    /// <summary>Base64 user-data: present only for callers Nova's policy lets see extended attributes (admins by default).</summary>
+    [property: JsonPropertyName("OS-EXT-SRV-ATTR:user_data")] string? UserData = null)
 {
     /// <summary>The first fixed IPv4 address on any network, or null while Nova has none.</summary>
     public string? FixedAddress => Addresses?.Values.SelectMany(a => a).FirstOrDefault(a => a.Version == 4 && a.Type != "floating")?.Addr;
@@ -56,6 +62,9 @@ public sealed class ComputeClient(HttpClient http, KeystoneSession session, ILog
         var id = (string?)answer?["server"]?["id"] ?? throw new OpenStackApiException(ServiceName, $"create server {name}", HttpStatusCode.Accepted, "no server id in the answer", null);
         return new Server(id, name, "BUILD", metadata.ToDictionary(), null, null, tags.ToList());
     }
+
+    public Task<Server?> FindServerAsync(string id, CancellationToken ct)
+        => FindAsync<Server>($"/servers/{Q(id)}", "server", $"show server {id}", ct, Microversion);
 
     public Task<bool> DeleteServerAsync(string id, CancellationToken ct) => DeleteAsync($"/servers/{Q(id)}", $"delete server {id}", ct, Microversion);
 

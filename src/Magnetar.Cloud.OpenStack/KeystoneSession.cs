@@ -65,20 +65,24 @@ public sealed class KeystoneSession(HttpClient http, string authUrl, OpenStackCr
     }
 
     /// <summary>The base URL of a service from the catalog, without a trailing slash.</summary>
+    private static readonly Dictionary<string, string[]> TypeAliases = new() { ["block-storage"] = ["volumev3", "volume"] };
+
     public async Task<string> EndpointAsync(string serviceType, CancellationToken ct)
     {
         await TokenAsync(ct);
         var catalog = _catalog ?? throw new InvalidOperationException("Keystone returned no service catalog");
-        foreach (var service in catalog.OfType<JsonObject>())
-        {
-            if ((string?)service["type"] != serviceType) continue;
-            foreach (var ep in (service["endpoints"] as JsonArray ?? []).OfType<JsonObject>())
+        // The service-types authority's name first, then the older names clouds still register (Cinder: volumev3).
+        foreach (var type in (string[])[serviceType, .. TypeAliases.GetValueOrDefault(serviceType, [])])
+            foreach (var service in catalog.OfType<JsonObject>())
             {
-                var epRegion = (string?)ep["region_id"] ?? (string?)ep["region"];
-                if ((string?)ep["interface"] == endpointInterface && (string.IsNullOrEmpty(region) || epRegion == region))
-                    return ((string)ep["url"]!).TrimEnd('/');
+                if ((string?)service["type"] != type) continue;
+                foreach (var ep in (service["endpoints"] as JsonArray ?? []).OfType<JsonObject>())
+                {
+                    var epRegion = (string?)ep["region_id"] ?? (string?)ep["region"];
+                    if ((string?)ep["interface"] == endpointInterface && (string.IsNullOrEmpty(region) || epRegion == region))
+                        return ((string)ep["url"]!).TrimEnd('/');
+                }
             }
-        }
         throw new OpenStackApiException("keystone", $"find the {serviceType} endpoint", HttpStatusCode.NotFound,
             $"the service catalog has no {endpointInterface} endpoint of type {serviceType} in region {region}", null);
     }

@@ -39,7 +39,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     // ------------------------------------------------------------------------------------------------ clients
 
     internal sealed record OpenStackClients(KeystoneSession Session, ComputeClient Compute, NetworkClient Network,
-        LoadBalancerClient LoadBalancer, ImageClient Image, IdentityClient Identity);
+        LoadBalancerClient LoadBalancer, ImageClient Image, IdentityClient Identity, BlockStorageClient BlockStorage);
 
     private OpenStackClients NewClients(OpenStackCredential credential)
     {
@@ -47,7 +47,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         var session = new KeystoneSession(http, options.AuthUrl, credential, options.Region, options.Interface, time, loggers.CreateLogger<KeystoneSession>());
         var log = loggers.CreateLogger("Magnetar.Cloud.OpenStack.Http");
         return new OpenStackClients(session, new ComputeClient(http, session, log), new NetworkClient(http, session, log),
-            new LoadBalancerClient(http, session, log), new ImageClient(http, session, log), new IdentityClient(http, session, log));
+            new LoadBalancerClient(http, session, log), new ImageClient(http, session, log), new IdentityClient(http, session, log),
+            new BlockStorageClient(http, session, log));
     }
 
     private OpenStackClients ServiceClients() => _clients.GetOrAdd("service", _ => NewClients(new OpenStackCredential.Password(
@@ -154,6 +155,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     {
         public List<ConditionObservation> Conditions { get; } = [];
         private readonly List<string> _waiting = [];
+        private readonly HashSet<string> _deletingGroups = [];
         private readonly Dictionary<string, string> _fixedAddresses = [];
         private string? _failure;
         private string Tag => OpenStackCloudProvider.Tag(spec.ClusterUuid);
@@ -374,8 +376,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 : $"nova: server {errored.Name} (id {errored.Id}, nodegroup {ng.Name}) went to ERROR: {errored.Fault?.Message ?? "no fault recorded"}";
             foreach (var s in servers.Where(s => s.FixedAddress is not null)) _fixedAddresses[s.Name] = s.FixedAddress!;
             var nodes = servers.Select(s => new NodeObservation(s.Name, s.Id, floating.GetValueOrDefault(s.Id) ?? s.FixedAddress, s.Status)).ToList();
-            var ready = servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;
-            if (!ready) _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE" + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
+            // A nodegroup being deleted is never "ready": only "gone" ends it (else the pass that deletes its server
+            // group would report the cluster complete and the nodegroup would never be observed gone).
+            var ready = !ng.Deleting && servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;
+            if (ng.Deleting) _deletingGroups.Add(ng.Name);
+            else if (!ready) _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE" + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
             var gone = ng.Deleting && servers.Count == 0 && leaving.Count == 0;
             if (gone && serverGroup is null)
             {
@@ -499,7 +504,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var pending = notReady.SelectMany(g => g.Nodes.Where(n => n.Status != "ACTIVE").Select(n => $"server {n.Name} {n.Status}")).ToList();
             return new ConditionObservation(type, false, "Waiting", pending.Count > 0
                 ? "waiting for " + string.Join(", ", pending)
-                : "waiting for nodes of " + string.Join(", ", notReady.Select(g => g.Name)));
+                : "waiting for " + string.Join(", ", notReady.Select(g => _deletingGroups.Contains(g.Name) ? $"nodegroup {g.Name} to be deleted" : $"nodes of {g.Name}")));
         }
     }
 
@@ -517,6 +522,10 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 return new DeletionObservation(ProvisionPhase.Progressing,
                     "deleting " + string.Join(", ", remaining.Take(5)) + (remaining.Count > 5 ? $" and {remaining.Count - 5} more" : ""), remaining)
                 { RequeueAfter = TimeSpan.FromSeconds(2) };
+
+            if (options.CsiVolumesOnDelete == CsiVolumePolicy.Retain && await CsiVolumesAsync(c, cluster.Uuid, ct) is { Count: > 0 } kept)
+                _logger.LogWarning("Cluster {Uuid}: kept {Count} Cinder volume(s) of its CSI driver (policy Retain): {Volumes}",
+                    cluster.Uuid, kept.Count, string.Join(", ", kept.Select(v => $"{v.Name} ({v.Id})")));
 
             // Last: the credential itself (a restricted application credential cannot delete itself: the service user does).
             await ServiceClients().Identity.DeleteApplicationCredentialAsync(cluster.Credential.UserId, cluster.Credential.Id, ct);
@@ -573,6 +582,15 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         }
         if (remaining.Count > 0) return remaining;
 
+        // Volumes the cluster's CSI driver made, now detached: deleted or kept, as configured.
+        if (options.CsiVolumesOnDelete == CsiVolumePolicy.Delete)
+            foreach (var v in await CsiVolumesAsync(c, cluster.Uuid, ct))
+            {
+                if (v.Status is "available" or "error" or "error_restoring" or "error_extending") await c.BlockStorage.DeleteVolumeAsync(v.Id, ct);
+                remaining.Add($"volume {v.Name} ({v.Id}, {v.Status})");
+            }
+        if (remaining.Count > 0) return remaining;
+
         // Tier 2: router (interfaces first), ports left on the cluster's network, server groups, security groups.
         var networks = (await c.Network.ListNetworksAsync("", ct)).Where(n => Ours(n.Description, n.Tags)).ToList();
         var subnets = (await c.Network.ListSubnetsAsync("", ct)).Where(s => Ours(s.Description, s.Tags)).ToList();
@@ -613,12 +631,25 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         return remaining;
     }
 
+    /// <summary>Volumes whose CSI cluster metadata names this cluster; none when the cloud has no block-storage service.</summary>
+    private static async Task<List<Volume>> CsiVolumesAsync(OpenStackClients c, string clusterUuid, CancellationToken ct)
+    {
+        List<Volume> all;
+        try { all = await c.BlockStorage.ListVolumesAsync(ct); }
+        catch (OpenStackApiException e) when (e.Service == "keystone" && e.StatusCode == HttpStatusCode.NotFound) { return []; }
+        var name = CloudControllerClusterName(clusterUuid);
+        return all.Where(v => v.Metadata?.GetValueOrDefault(BlockStorageClient.CsiClusterKey) == name).ToList();
+    }
+
     // ------------------------------------------------------------------------------------------------ names
 
     public static string LoadBalancerName(string clusterUuid) => $"magnetar-{clusterUuid}-api";
     public static string ServerGroupName(string clusterUuid, string nodeGroup) => $"magnetar-{clusterUuid}-{nodeGroup}";
 
-    /// <summary>The cluster name the cluster's openstack-cloud-controller-manager runs with (its LBs are named after it).</summary>
+    /// <summary>
+    /// The cluster name the cluster's openstack-cloud-controller-manager and cinder-csi-plugin run with (<c>--cluster-name</c>,
+    /// <c>--cluster</c>): its load balancers are named after it and its volumes carry it in their metadata.
+    /// </summary>
     public static string CloudControllerClusterName(string clusterUuid) => $"magnetar-{clusterUuid}";
 
     /// <summary>A cluster name made fit for host names: lower case letters, digits and dashes, at most 40 characters.</summary>

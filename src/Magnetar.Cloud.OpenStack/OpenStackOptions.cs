@@ -29,7 +29,17 @@ public sealed class OpenStackOptions
     public string DefaultSubnetCidr { get; set; } = "10.0.0.0/24";
     public List<string> DnsNameservers { get; set; } = [];
 
+    /// <summary>
+    /// What cluster delete does with the Cinder volumes the cluster's CSI driver created for PersistentVolumes (metadata
+    /// <c>cinder.csi.openstack.org/cluster = magnetar-&lt;uuid&gt;</c>) that still exist: <c>Retain</c> (default) keeps
+    /// them — they are tenant data, as a PersistentVolume's own Retain policy keeps them — and logs their ids;
+    /// <c>Delete</c> deletes them once the servers are gone (detached), and the cluster is gone only when they are.
+    /// </summary>
+    public CsiVolumePolicy CsiVolumesOnDelete { get; set; } = CsiVolumePolicy.Retain;
+
     /// <summary>Seconds one HTTP attempt may take, and how many times an idempotent call is retried.</summary>
     public int AttemptTimeoutSeconds { get; set; } = 30;
     public int MaxRetries { get; set; } = 3;
 }
+
+public enum CsiVolumePolicy { Retain, Delete }

@@ -141,6 +141,11 @@ public sealed class ClusterReconciler(
             case ProvisionPhase.Failed:
                 return Fail(db, cluster, obs.Message ?? "the cloud provider reported a failure", failedStatus);
 
+            case ProvisionPhase.Ready when cluster.NodeGroups.Any(n => n.DeleteRequested):
+                // Complete only once every nodegroup asked to go was observed gone (its row removed above).
+                cluster.StatusReason = "waiting for nodegroup(s) " + string.Join(", ", cluster.NodeGroups.Where(n => n.DeleteRequested).Select(n => n.Name)) + " to be deleted";
+                return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
+
             case ProvisionPhase.Ready:
                 Transition(db, cluster, completeStatus, $"{cluster.Operation!.ToUpperInvariant()} completed successfully", "Completed");
                 cluster.CoeVersion = version;

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -11,61 +9,26 @@ namespace Magnetar.Tests;
 /// </summary>
 public sealed class ServerProcessFixture : IAsyncLifetime
 {
-    private Process? _server;
-    private readonly StringBuilder _log = new();
+    private MagnetarProcess? _server;
     public string DataDir { get; } = Directory.CreateTempSubdirectory("magnetar-cli-").FullName;
     public string Home { get; } = Directory.CreateTempSubdirectory("magnetar-cli-home-").FullName;
-    public string Url { get; private set; } = "";
-    public string Log { get { lock (_log) return _log.ToString(); } }
+    public string Url => _server?.Url ?? "";
+    public string Log => _server?.Log ?? "";
 
     public async Task InitializeAsync()
     {
-        var port = FreePort();
-        Url = $"http://127.0.0.1:{port}";
-        var dll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
-        var psi = new ProcessStartInfo("dotnet", [dll, "serve", "--urls", Url, "--data-dir", DataDir,
-            "--Magnetar:Cloud:Simulated:StepDelayMs=50", "--Magnetar:Conductor:PollIntervalMs=100"])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        _server = Process.Start(psi)!;
-        _server.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
-        _server.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
-        _server.BeginOutputReadLine();
-        _server.BeginErrorReadLine();
-        using var http = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                if ((await http.GetAsync(Url + "/healthz")).IsSuccessStatusCode && File.Exists(Path.Combine(DataDir, "openrc-demo"))) return;
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
-        throw new InvalidOperationException("server did not start:\n" + Log);
+        _server = new MagnetarProcess($"http://127.0.0.1:{MagnetarProcess.FreePort()}", DataDir,
+            "--Magnetar:Cloud:Simulated:StepDelayMs=50", "--Magnetar:Conductor:PollIntervalMs=100");
+        await _server.StartAsync(() => File.Exists(Path.Combine(DataDir, "openrc-demo")));
     }
 
     public async Task DisposeAsync()
     {
-        if (_server is { HasExited: false })
-        {
-            _server.Kill(entireProcessTree: true);
-            await _server.WaitForExitAsync();
-        }
+        if (_server is not null) await _server.DisposeAsync();
         try { Directory.Delete(DataDir, true); Directory.Delete(Home, true); } catch { }
     }
 
-    public Dictionary<string, string> Openrc(string file)
-        => File.ReadAllLines(Path.Combine(DataDir, file)).Where(l => l.StartsWith("export ")).Select(l => l[7..].Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
+    public Dictionary<string, string> Openrc(string file) => OpenStackCli.ReadOpenrc(Path.Combine(DataDir, file));
 }
 
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr)
@@ -77,28 +40,13 @@ public sealed class CliCompatibilityTests(ServerProcessFixture server) : IClassF
 {
     private async Task<CommandResult> Run(string openrc, params string[] args) => await Exec("openstack", server.Openrc(openrc), args);
 
-    private async Task<CommandResult> Exec(string file, Dictionary<string, string>? env, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["HOME"] = server.Home;
-        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("OS_")).ToList()) psi.Environment.Remove(k);
-        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await p.WaitForExitAsync(cts.Token);
-        return new CommandResult(p.ExitCode, await stdout, await stderr);
-    }
+    private Task<CommandResult> Exec(string file, Dictionary<string, string>? env, params string[] args) => OpenStackCli.ExecAsync(file, server.Home, env, args, 60);
 
     private async Task<JsonNode> Ok(string openrc, params string[] args)
     {
         var r = await Run(openrc, args);
         if (r.ExitCode != 0) throw new Xunit.Sdk.XunitException($"openstack {string.Join(' ', args)} failed ({r.ExitCode}): {r.Stderr}\n{r.Stdout}\n--- server log ---\n{server.Log}");
-        // Some commands print a sentence before their JSON ("Request to create ... accepted").
-        var start = r.Stdout.IndexOfAny(['{', '[']);
-        if (start >= 0 && args.Contains("json")) return JsonNode.Parse(r.Stdout[start..])!;
-        return JsonValue.Create(r.Stdout)!;
+        return OpenStackCli.Output(r, args);
     }
 
     private async Task<JsonNode> WaitFor(string openrc, string cluster, string status, int seconds = 120)

@@ -21,7 +21,67 @@ public static class OpenStackEnv
     public static readonly ServiceEnvFile File = new("MAGNETAR_OPENSTACK_ENV", "MAGNETAR_REQUIRE_OPENSTACK", "scripts/test starts the OpenStack all-in-one and sets it");
 
     public static Dictionary<string, string> Load() => File.Load();
+
+    /// <summary>A file the all-in-one writes next to its env file (openrc-demo, openrc-admin).</summary>
+    public static string Sibling(string name) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File.Path!))!, name);
 }
+
+/// <summary>A user's own view of the all-in-one, through Magnetar's typed clients: how tests check what really exists.</summary>
+public sealed record OpenStackTenantView(KeystoneSession Session, ComputeClient Compute, NetworkClient Network, LoadBalancerClient Lb,
+    IdentityClient Identity, BlockStorageClient Volumes)
+{
+    public static OpenStackTenantView Create(Dictionary<string, string> env, string user, string password, string project)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(TimeProvider.System);
+        services.AddOpenStackCloud(new OpenStackOptions { AuthUrl = env["KEYSTONE_URL"] });
+        var http = services.BuildServiceProvider().GetRequiredService<IHttpClientFactory>().CreateClient(OpenStackCloudProvider.HttpClientName);
+        var session = new KeystoneSession(http, env["KEYSTONE_URL"], new OpenStackCredential.Password(user, password, project),
+            "RegionOne", "public", TimeProvider.System, NullLogger.Instance);
+        return new OpenStackTenantView(session, new ComputeClient(http, session, NullLogger.Instance), new NetworkClient(http, session, NullLogger.Instance),
+            new LoadBalancerClient(http, session, NullLogger.Instance), new IdentityClient(http, session, NullLogger.Instance),
+            new BlockStorageClient(http, session, NullLogger.Instance));
+    }
+
+    public async Task<bool> HasLoadBalancerServiceAsync()
+    {
+        try { await Session.EndpointAsync("load-balancer", default); return true; }
+        catch (OpenStackApiException) { return false; }
+    }
+
+    /// <summary>
+    /// Everything in the project that belongs to the cluster, whoever made it: tagged or marked resources, server
+    /// groups, load balancers (Magnetar's and the cloud-controller-manager's), ports on its networks, volumes of its
+    /// CSI driver, its application credential.
+    /// </summary>
+    public async Task<List<string>> ClusterResourcesAsync(string uuid, bool withLb = true)
+    {
+        var tag = OpenStackCloudProvider.Tag(uuid);
+        var marker = $"magnetar:{uuid}:";
+        bool Ours(string? d, List<string>? t) => d?.StartsWith(marker) == true || t?.Contains(tag) == true;
+        var found = new List<string>();
+        found.AddRange((await Compute.ListServersByTagAsync(tag, default)).Select(s => $"server {s.Name}"));
+        found.AddRange((await Compute.ListServerGroupsAsync(default)).Where(g => g.Name.StartsWith($"magnetar-{uuid}")).Select(g => $"server group {g.Name}"));
+        var networks = (await Network.ListNetworksAsync("", default)).Where(n => Ours(n.Description, n.Tags)).ToList();
+        found.AddRange(networks.Select(n => $"network {n.Name}"));
+        foreach (var n in networks)
+            found.AddRange((await Network.ListPortsAsync($"network_id={n.Id}", default)).Select(p => $"port {p.Id} ({p.DeviceOwner})"));
+        found.AddRange((await Network.ListSubnetsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"subnet {n.Name}"));
+        found.AddRange((await Network.ListRoutersAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"router {n.Name}"));
+        found.AddRange((await Network.ListSecurityGroupsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"security group {n.Name}"));
+        found.AddRange((await Network.ListFloatingIpsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"floating IP {n.FloatingIpAddress}"));
+        if (withLb)
+            found.AddRange((await Lb.ListLoadBalancersAsync("", default))
+                .Where(l => l.Name.Contains(uuid) || l.Tags?.Contains(tag) == true).Select(l => $"load balancer {l.Name}"));
+        var csiName = OpenStackCloudProvider.CloudControllerClusterName(uuid);
+        found.AddRange((await Volumes.ListVolumesAsync(default))
+            .Where(v => v.Metadata?.GetValueOrDefault(BlockStorageClient.CsiClusterKey) == csiName).Select(v => $"volume {v.Name} ({v.Id})"));
+        found.AddRange((await Identity.ListApplicationCredentialsAsync(Session.UserId!, $"magnetar-{uuid}", default)).Select(a => $"application credential {a.Name}"));
+        return found;
+    }
+}
+
 
 /// <summary>
 /// Magnetar in keystone mode with the OpenStack driver, against Keystone, Nova (fake virt driver), Neutron, Glance and
@@ -59,48 +119,8 @@ public sealed class OpenStackIntegrationTests
         return c;
     }
 
-    /// <summary>The tenant's own view of the cloud, through the same typed clients (demo's password).</summary>
     private static OpenStackTenantView TenantView(Dictionary<string, string> env)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddSingleton(TimeProvider.System);
-        services.AddOpenStackCloud(new OpenStackOptions { AuthUrl = env["KEYSTONE_URL"] });
-        var http = services.BuildServiceProvider().GetRequiredService<IHttpClientFactory>().CreateClient(OpenStackCloudProvider.HttpClientName);
-        var session = new KeystoneSession(http, env["KEYSTONE_URL"], new OpenStackCredential.Password(env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]),
-            "RegionOne", "public", TimeProvider.System, NullLogger.Instance);
-        return new OpenStackTenantView(session, new ComputeClient(http, session, NullLogger.Instance), new NetworkClient(http, session, NullLogger.Instance),
-            new LoadBalancerClient(http, session, NullLogger.Instance), new IdentityClient(http, session, NullLogger.Instance));
-    }
-
-    private sealed record OpenStackTenantView(KeystoneSession Session, ComputeClient Compute, NetworkClient Network, LoadBalancerClient Lb, IdentityClient Identity)
-    {
-        public async Task<bool> HasLoadBalancerServiceAsync()
-        {
-            try { await Session.EndpointAsync("load-balancer", default); return true; }
-            catch (OpenStackApiException) { return false; }
-        }
-
-        /// <summary>Everything in the project that carries the cluster's tag or marker.</summary>
-        public async Task<List<string>> ClusterResourcesAsync(string uuid, bool withLb)
-        {
-            var tag = OpenStackCloudProvider.Tag(uuid);
-            var marker = $"magnetar:{uuid}:";
-            bool Ours(string? d, List<string>? t) => d?.StartsWith(marker) == true || t?.Contains(tag) == true;
-            var found = new List<string>();
-            found.AddRange((await Compute.ListServersByTagAsync(tag, default)).Select(s => $"server {s.Name}"));
-            found.AddRange((await Compute.ListServerGroupsAsync(default)).Where(g => g.Name.StartsWith($"magnetar-{uuid}")).Select(g => $"server group {g.Name}"));
-            found.AddRange((await Network.ListNetworksAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"network {n.Name}"));
-            found.AddRange((await Network.ListSubnetsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"subnet {n.Name}"));
-            found.AddRange((await Network.ListRoutersAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"router {n.Name}"));
-            found.AddRange((await Network.ListSecurityGroupsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"security group {n.Name}"));
-            found.AddRange((await Network.ListFloatingIpsAsync("", default)).Where(n => Ours(n.Description, n.Tags)).Select(n => $"floating IP {n.FloatingIpAddress}"));
-            if (withLb)
-                found.AddRange((await Lb.ListLoadBalancersAsync("", default)).Where(l => l.Name.Contains(uuid) || l.Tags?.Contains(tag) == true).Select(l => $"load balancer {l.Name}"));
-            found.AddRange((await Identity.ListApplicationCredentialsAsync(Session.UserId!, $"magnetar-{uuid}", default)).Select(a => $"application credential {a.Name}"));
-            return found;
-        }
-    }
+        => OpenStackTenantView.Create(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
 
     private static async Task<JsonNode> WaitForStatusAsync(HttpClient c, string uuid, string expected, TimeSpan timeout)
     {
@@ -183,5 +203,90 @@ public sealed class OpenStackIntegrationTests
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
         Assert.Empty(await view.ClusterResourcesAsync(uuid, withLb));
         await c.DeleteAsync($"/v1/clustertemplates/{template["uuid"]}");
+    }
+
+    /// <summary>The admin CLI, for what a cloud operator sets up (projects, users, quotas).</summary>
+    private static async Task<CommandResult> AdminCli(string home, params string[] args)
+    {
+        var r = await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), args);
+        Assert.True(r.ExitCode == 0, $"openstack {string.Join(' ', args)}: {r.Stderr}");
+        return r;
+    }
+
+    [OpenStackFact]
+    public async Task Quota_exceeded_and_a_missing_image_give_precise_reasons_and_the_failed_cluster_still_deletes_cleanly()
+    {
+        var (host, env) = await StartAsync();
+        await using var _ = host;
+        var home = Directory.CreateTempSubdirectory("magnetar-os-admin-").FullName;
+        // A project of its own, as a cloud operator would make it, with room for 2 servers only.
+        var project = "mgq-" + Guid.NewGuid().ToString("N")[..8];
+        var password = Guid.NewGuid().ToString("N");
+        await AdminCli(home, "project", "create", "--domain", "default", project);
+        try
+        {
+            await AdminCli(home, "user", "create", "--domain", "default", "--project", project, "--password", password, project);
+            await AdminCli(home, "role", "add", "--project", project, "--user", project, "member");
+            await AdminCli(home, "role", "add", "--project", project, "--user", project, "load-balancer_member");
+            await AdminCli(home, "quota", "set", "--instances", "2", project);
+
+            var token = await KeystoneEnv.TokenAsync(env, project, password, project);
+            var c = host.App.GetTestClient();
+            c.DefaultRequestHeaders.Add("X-Auth-Token", token);
+            c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+            var view = OpenStackTenantView.Create(env, project, password, project);
+
+            // Missing image: the tenant's own image, referenced by a template, then deleted: cluster create is refused
+            // with Magnum's message, before anything is made.
+            var tenantCli = new Dictionary<string, string>(OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-demo")))
+            { ["OS_USERNAME"] = project, ["OS_PASSWORD"] = password, ["OS_PROJECT_NAME"] = project };
+            var imageName = project + "-img";
+            var image = await OpenStackCli.ExecAsync("openstack", home, tenantCli, ["image", "create", "--disk-format", "raw", "--container-format", "bare",
+                "--property", "os_distro=fedora-coreos", "--file", "/dev/null", imageName, "-f", "json"]);
+            Assert.True(image.ExitCode == 0, image.Stderr);
+            var template = await c.PostJson("/v1/clustertemplates", $$"""
+                {"name": "{{project}}", "image_id": "{{imageName}}", "external_network_id": "public", "coe": "kubernetes",
+                 "flavor_id": "m1.tiny", "master_flavor_id": "m1.tiny", "network_driver": "calico", "master_lb_enabled": false, "floating_ip_enabled": false}
+                """).ExpectAsync(201);
+            var deleted = await OpenStackCli.ExecAsync("openstack", home, tenantCli, ["image", "delete", imageName]);
+            Assert.True(deleted.ExitCode == 0, deleted.Stderr);
+            var refused = await c.PostJson("/v1/clusters", $$"""{"name": "noimage", "cluster_template_id": "{{template["uuid"]}}", "node_count": 1}""").ExpectAsync(400);
+            Assert.Equal($"Image {imageName} could not be found.", refused.ErrorDetail());
+
+            // Quota: 1 master + 2 workers against a limit of 2 instances.
+            var ok = await c.PostJson("/v1/clustertemplates", $$"""
+                {"name": "{{project}}-ok", "image_id": "fedora-coreos-40", "external_network_id": "public", "coe": "kubernetes",
+                 "flavor_id": "m1.tiny", "master_flavor_id": "m1.tiny", "network_driver": "calico", "master_lb_enabled": false, "floating_ip_enabled": false}
+                """).ExpectAsync(201);
+            var created = await c.PostJson("/v1/clusters", $$"""{"name": "overquota", "cluster_template_id": "{{ok["uuid"]}}", "node_count": 2}""").ExpectAsync(202);
+            var uuid = (string)created["uuid"]!;
+            var deadline = DateTime.UtcNow.AddMinutes(4);
+            JsonNode cluster;
+            while (true)
+            {
+                cluster = await c.GetAsync($"/v1/clusters/{uuid}").ExpectAsync(200);
+                if ((string?)cluster["status"] != "CREATE_IN_PROGRESS" || DateTime.UtcNow > deadline) break;
+                await Task.Delay(1000);
+            }
+            Assert.Equal("CREATE_FAILED", (string?)cluster["status"]);
+            var reason = (string)cluster["status_reason"]!;
+            Assert.Contains("nova", reason);
+            Assert.Contains("Quota exceeded for instances", reason); // Nova's own words
+            Assert.Contains("overquota-default-", reason);           // which server
+
+            // A failed cluster deletes like any other, and leaves nothing.
+            await c.DeleteAsync($"/v1/clusters/{uuid}");
+            deadline = DateTime.UtcNow.AddMinutes(3);
+            while (DateTime.UtcNow < deadline && (await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode != HttpStatusCode.NotFound)
+                await Task.Delay(1000);
+            Assert.Equal(HttpStatusCode.NotFound, (await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode);
+            Assert.Empty(await view.ClusterResourcesAsync(uuid));
+        }
+        finally
+        {
+            await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), ["user", "delete", "--domain", "default", project]);
+            await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), ["project", "delete", "--domain", "default", project]);
+            try { Directory.Delete(home, true); } catch { }
+        }
     }
 }

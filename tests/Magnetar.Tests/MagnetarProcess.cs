@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Magnetar.Tests;
+
+/// <summary>
+/// The real server as a separate process (<c>magnetar.dll serve</c>): started, killed (SIGKILL, as a crash) and
+/// started again on the same data directory. Its output is kept for failure messages.
+/// </summary>
+public sealed class MagnetarProcess : IAsyncDisposable
+{
+    private Process? _process;
+    private readonly StringBuilder _log = new();
+    private readonly string[] _args;
+
+    public string Url { get; }
+    public string DataDir { get; }
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    public MagnetarProcess(string url, string dataDir, params string[] args)
+    {
+        Url = url;
+        DataDir = dataDir;
+        _args = args;
+    }
+
+    /// <summary>Starts the server and waits until /healthz answers and <paramref name="ready"/> (if given) holds.</summary>
+    public async Task StartAsync(Func<bool>? ready = null)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
+        var psi = new ProcessStartInfo("dotnet", [dll, "serve", "--urls", Url, "--data-dir", DataDir, .. _args])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        lock (_log) _log.AppendLine($"--- start {DateTime.UtcNow:HH:mm:ss.fff}");
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        using var http = new HttpClient();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) break;
+            try
+            {
+                if ((await http.GetAsync(Url + "/healthz")).IsSuccessStatusCode && (ready?.Invoke() ?? true)) return;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(100);
+        }
+        throw new InvalidOperationException("server did not start:\n" + Log);
+    }
+
+    /// <summary>SIGKILL: no graceful shutdown, leases and half-done passes stay as a crash leaves them.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        lock (_log) _log.AppendLine($"--- killed {DateTime.UtcNow:HH:mm:ss.fff}");
+    }
+
+    public async ValueTask DisposeAsync() => await KillAsync();
+
+    public static int FreePort()
+    {
+        var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return p;
+    }
+
+    /// <summary>True when nothing listens on 127.0.0.1:<paramref name="port"/>.</summary>
+    public static bool PortIsFree(int port)
+    {
+        try
+        {
+            var l = new TcpListener(System.Net.IPAddress.Loopback, port);
+            l.Start();
+            l.Stop();
+            return true;
+        }
+        catch (SocketException) { return false; }
+    }
+}
+
+/// <summary>The unmodified OpenStack CLI (Debian's python3-openstackclient + python3-magnumclient) in a clean environment.</summary>
+public static class OpenStackCli
+{
+    /// <summary>The <c>export K=V</c> lines of an openrc file.</summary>
+    public static Dictionary<string, string> ReadOpenrc(string path)
+        => File.ReadAllLines(path).Where(l => l.StartsWith("export ")).Select(l => l[7..].Split('=', 2)).ToDictionary(p => p[0], p => p[1].Trim('"', '\''));
+
+    public static async Task<CommandResult> ExecAsync(string file, string home, Dictionary<string, string>? env, IEnumerable<string> args, int timeoutSeconds = 90)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["HOME"] = home;
+        foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("OS_")).ToList()) psi.Environment.Remove(k);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        await p.WaitForExitAsync(cts.Token);
+        return new CommandResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Parses a command's JSON output (some commands print a sentence first); the raw text for non-JSON commands.</summary>
+    public static JsonNode Output(CommandResult r, IEnumerable<string> args)
+    {
+        var start = r.Stdout.IndexOfAny(['{', '[']);
+        if (start >= 0 && args.Contains("json")) return JsonNode.Parse(r.Stdout[start..])!;
+        return JsonValue.Create(r.Stdout)!;
+    }
+}
