@@ -147,11 +147,14 @@ public sealed class KeystoneSession(HttpClient http, string authUrl, OpenStackCr
     {
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         HttpResponseMessage response;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try { response = await http.SendAsync(request, ct); }
         catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
+            OpenStackMetrics.Record("keystone", request.Method, 0, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             throw new OpenStackUnavailableException("keystone", operation, e);
         }
+        OpenStackMetrics.Record("keystone", request.Method, (int)response.StatusCode, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         if (response.IsSuccessStatusCode) return response;
         using (response)
         {

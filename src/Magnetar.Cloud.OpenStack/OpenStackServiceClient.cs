@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -49,11 +50,14 @@ public abstract class OpenStackServiceClient(HttpClient http, KeystoneSession se
             }
 
             HttpResponseMessage response;
+            var started = Stopwatch.GetTimestamp();
             try { response = await http.SendAsync(request, ct); }
             catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
+                OpenStackMetrics.Record(serviceName, method, 0, Stopwatch.GetElapsedTime(started));
                 throw new OpenStackUnavailableException(serviceName, operation, e);
             }
+            OpenStackMetrics.Record(serviceName, method, (int)response.StatusCode, Stopwatch.GetElapsedTime(started));
             using (response)
             {
                 var requestId = KeystoneSession.RequestIdOf(response);

@@ -62,6 +62,7 @@ public sealed class ClusterReconciler(
                 await db.CloudCredentials.Where(c => c.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 await db.ClusterEvents.Where(e => e.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 db.Clusters.Remove(cluster);
+                ConductorMetrics.RecordOperation(cluster.Operation ?? "delete", "complete", time.GetUtcNow() - (cluster.OperationStartedAt ?? cluster.CreatedAt));
                 logger.LogInformation("Cluster {Cluster} ({Uuid}) deleted: no cloud resource left", cluster.Name, cluster.Uuid);
                 return new ReconcileResult(null);
             case ProvisionPhase.Failed:
@@ -200,9 +201,13 @@ public sealed class ClusterReconciler(
 
     private void Transition(MagnetarDbContext db, Cluster cluster, string status, string? reason, string eventReason, bool warning = false)
     {
+        var now = time.GetUtcNow();
+        if (!ClusterStatus.IsInProgress(status) && ClusterStatus.IsInProgress(cluster.Status))
+            ConductorMetrics.RecordOperation(cluster.Operation ?? "unknown", status.EndsWith("_FAILED") ? "failed" : "complete",
+                now - (cluster.OperationStartedAt ?? cluster.CreatedAt));
         cluster.Status = status;
         cluster.StatusReason = reason;
-        cluster.UpdatedAt = time.GetUtcNow();
+        cluster.UpdatedAt = now;
         AddEvent(db, cluster, warning ? "Warning" : "Normal", eventReason, $"{status}: {reason}");
     }
 

@@ -1,3 +1,4 @@
+using OpenTelemetry.Metrics;
 using Magnetar.Api;
 using Magnetar.Bootstrap;
 using Magnetar.Bootstrap.Secrets;
@@ -144,6 +145,12 @@ public static class MagnetarHost
         // Migrations run first: hosted services start in registration order.
         builder.Services.AddHostedService<StartupTasks>();
 
+        // Metrics: the driver's OpenStack calls, cluster operation durations, the HTTP server and client, in
+        // Prometheus' text format at /metrics (no tenant data; Magnetar:Metrics:Prometheus=false turns it off).
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(OpenStackMetrics.MeterName, ConductorMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "System.Net.Http")
+            .AddPrometheusExporter());
+
         // Conductor.
         var conductor = config.GetSection("Magnetar:Conductor").Get<ConductorOptions>() ?? new ConductorOptions();
         builder.Services.AddSingleton(conductor);
@@ -180,6 +187,7 @@ public static class MagnetarHost
         app.UseRouting();
         app.UseTokenAuthentication();
         app.MapGet("/healthz", () => Results.Text("ok"));
+        if (app.Configuration.GetValue("Magnetar:Metrics:Prometheus", true)) app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapBuiltInIdentity();
         app.MapMagnumApi();
     }

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.TestHost;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
@@ -220,9 +221,54 @@ public sealed class OpenStackClientTests
         Assert.Equal("cluster", OpenStackCloudProvider.ResourceName("../../"));
         Assert.True(OpenStackCloudProvider.ResourceName(new string('x', 300)).Length <= 40);
     }
+
+    [Fact]
+    public async Task Every_call_is_counted_by_service_method_and_status_in_the_drivers_meter()
+    {
+        var seen = new List<(string Instrument, Dictionary<string, string?> Tags)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == OpenStackMetrics.MeterName) l.EnableMeasurementEvents(i); };
+        void Record<T>(System.Diagnostics.Metrics.Instrument i, T _, ReadOnlySpan<KeyValuePair<string, object?>> tags, object? __)
+        {
+            var d = new Dictionary<string, string?>();
+            foreach (var t in tags) d[t.Key] = t.Value?.ToString();
+            lock (seen) seen.Add((i.Name, d));
+        }
+        listener.SetMeasurementEventCallback<long>(Record);
+        listener.SetMeasurementEventCallback<double>(Record);
+        listener.Start();
+
+        var cloud = new ScriptedCloud { Routes = _ => null }; // every call answers 404
+        var (compute, _, _, _) = Clients(cloud);
+        Assert.False(await compute.DeleteServerGroupAsync("gone", default)); // 404 counts as deleted, and is counted
+
+        lock (seen)
+        {
+            Assert.Contains(seen, m => m.Instrument == "magnetar.openstack.requests" && m.Tags["service"] == "keystone" && m.Tags["method"] == "POST" && m.Tags["status"] == "201");
+            Assert.Contains(seen, m => m.Instrument == "magnetar.openstack.requests" && m.Tags["service"] == "nova" && m.Tags["method"] == "DELETE" && m.Tags["status"] == "404");
+            Assert.Contains(seen, m => m.Instrument == "magnetar.openstack.request.duration" && m.Tags["service"] == "nova");
+        }
+    }
+
+    [Fact]
+    public async Task The_server_exports_its_metrics_in_prometheus_format()
+    {
+        await using var host = await TestHost.StartAsync(Db.Sqlite);
+        var c = host.App.GetTestClient();
+        Assert.Equal(HttpStatusCode.OK, (await c.GetAsync("/healthz")).StatusCode);
+        var text = "";
+        for (var i = 0; i < 20 && !text.Contains("http_server_request_duration_seconds"); i++)
+        {
+            await Task.Delay(100);
+            text = await c.GetStringAsync("/metrics"); // the exporter caches a scrape briefly
+        }
+        Assert.Contains("http_server_request_duration_seconds", text);
+        Assert.Contains("# TYPE ", text);
+    }
 }
 
 internal static class HttpResponseExtensions
 {
     public static HttpResponseMessage With(this HttpResponseMessage m, Action<HttpResponseMessage> change) { change(m); return m; }
+
 }
