@@ -15,7 +15,10 @@ public sealed record Server(string Id, string Name, string Status, Dictionary<st
     ServerFlavor? Flavor = null,
     [property: JsonPropertyName("os-extended-volumes:volumes_attached")] List<AttachedVolume>? VolumesAttached = null,
     /// <summary>Base64 user-data: present only for callers Nova's policy lets see extended attributes (admins by default).</summary>
-    [property: JsonPropertyName("OS-EXT-SRV-ATTR:user_data")] string? UserData = null)
+    [property: JsonPropertyName("OS-EXT-SRV-ATTR:user_data")] string? UserData = null,
+    DateTimeOffset? Created = null,
+    /// <summary>When the compute host finished building it (Nova's launched_at, UTC without an offset).</summary>
+    [property: JsonPropertyName("OS-SRV-USG:launched_at")] DateTime? LaunchedAt = null)
 {
     /// <summary>The first fixed IPv4 address on any network, or null while Nova has none.</summary>
     public string? FixedAddress => Addresses?.Values.SelectMany(a => a).FirstOrDefault(a => a.Version == 4 && a.Type != "floating")?.Addr;
