@@ -38,7 +38,8 @@ var url = $"http://127.0.0.1:{FreePort()}";
 var psi = new ProcessStartInfo("dotnet", [serverDll, "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning",
     "--Magnetar:Identity:Mode=keystone", $"--Magnetar:Identity:Keystone:AuthUrl={env["KEYSTONE_URL"]}",
     $"--Magnetar:Identity:Keystone:Username={env["SERVICE_USER"]}", $"--Magnetar:Identity:Keystone:Password={env["SERVICE_PASSWORD"]}",
-    $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack"])
+    $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack",
+    "--Magnetar:Bootstrap:NodeReadiness=cloud"])
 { RedirectStandardOutput = true, RedirectStandardError = true };
 using var server = Process.Start(psi)!;
 server.OutputDataReceived += (_, _) => { };

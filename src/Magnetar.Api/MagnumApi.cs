@@ -35,6 +35,7 @@ public static class MagnumApi
         NodeGroupsApi.Map(v1);
         CertificatesApi.Map(v1);
         QuotasApi.Map(v1);
+        BootstrapApi.Map(app);
         // Anything else under /v1 is a Magnum-format 404, not an empty ASP.NET one.
         v1.MapFallback((HttpContext http) => MagnumErrors.WriteAsync(http, 404, $"The resource could not be found."));
         return app;

@@ -357,8 +357,9 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                     {
                         ["magnetar_cluster"] = spec.ClusterUuid, ["magnetar_nodegroup"] = ng.Name, ["magnetar_role"] = ng.Role,
                     };
+                    var userData = await ng.UserData(name, ct);
                     var created = await c.Compute.CreateServerAsync(name, imageId, flavor.Id, networkId, [securityGroup.Id],
-                        spec.Keypair, Convert.ToBase64String(Encoding.UTF8.GetBytes(ng.UserData)), serverGroup.Id, metadata, [Tag],
+                        spec.Keypair, Convert.ToBase64String(Encoding.UTF8.GetBytes(userData)), serverGroup.Id, metadata, [Tag],
                         BlockDevices(imageId), ct);
                     p._logger.LogInformation("Cluster {Uuid}: server {Name} ({Id}) requested for nodegroup {NodeGroup}", spec.ClusterUuid, name, created.Id, ng.Name);
                     servers.Add(created);
@@ -372,6 +373,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                     floating[s.Id] = await EnsureServerFloatingIpAsync(s, external);
 
             var errored = servers.FirstOrDefault(s => s.Status == "ERROR");
+            // Nova's list leaves out the fault of servers that never left the scheduler (cell0): ask for the server itself.
+            if (errored is { Fault: null } && await c.Compute.FindServerAsync(errored.Id, ct) is { Fault: not null } detailed) errored = detailed;
             var failure = errored is null ? null
                 : $"nova: server {errored.Name} (id {errored.Id}, nodegroup {ng.Name}) went to ERROR: {errored.Fault?.Message ?? "no fault recorded"}";
             foreach (var s in servers.Where(s => s.FixedAddress is not null)) _fixedAddresses[s.Name] = s.FixedAddress!;

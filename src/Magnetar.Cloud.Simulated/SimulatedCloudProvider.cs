@@ -153,7 +153,12 @@ public sealed class SimulatedCloudProvider(
                     var server = Ensure(Kinds.Server, $"{spec.ClusterName}-{ng.Name}-{i}", ng.Name, steps: 2,
                         address: () => NextFixedAddress(rows));
                     if (spec.FloatingIpEnabled) server.FloatingAddress = FloatingAddress(spec.ClusterUuid, 10 + AddressHost(server.Address));
-                    server.Detail ??= $"user-data {Encoding.UTF8.GetByteCount(ng.UserData)} bytes";
+                    if (server.UserData is null && server.CreatedAt == now)
+                    {
+                        // Just requested: render its user-data once, as Nova receives it once at server create.
+                        server.UserData = await ng.UserData(server.Name, ct);
+                        server.Detail ??= $"user-data {Encoding.UTF8.GetByteCount(server.UserData)} bytes";
+                    }
                     servers.Add(server);
                 }
             }

@@ -44,7 +44,13 @@ public sealed record NodeGroupSpec(
     int NodeCount,
     IReadOnlyList<string> NodesToRemove,
     bool Deleting,
-    string UserData);
+    NodeUserDataFactory UserData);
+
+/// <summary>
+/// Renders the user-data of one server about to be created. Called once per server creation, never per pass: the
+/// user-data carries a single-use bootstrap credential minted for that node.
+/// </summary>
+public delegate Task<string> NodeUserDataFactory(string nodeName, CancellationToken cancellationToken);
 
 public enum ProvisionPhase
 {

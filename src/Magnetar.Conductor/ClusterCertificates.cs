@@ -14,15 +14,27 @@ namespace Magnetar.Conductor;
 public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider time, ILogger<ClusterCertificates> logger) : IClusterCertificates
 {
     private const string CaType = "kubernetes";
+    // The same table keeps the cluster's other secrets, one row per type; only the "kubernetes" CA is rotated
+    // through the API.
+    private const string EtcdCaType = "etcd";
+    private const string FrontProxyCaType = "front-proxy";
+    private const string ServiceAccountType = "service-account";
+    private const string BootstrapTokenType = "kubeadm-token";
     private static string Purpose(string clusterUuid) => $"cluster-ca-key:{clusterUuid}";
+    private static string Purpose(string clusterUuid, string type) => type == CaType ? Purpose(clusterUuid) : $"cluster-secret:{type}:{clusterUuid}";
     public static readonly TimeSpan ClientCertificateValidity = TimeSpan.FromDays(365);
 
     public async Task EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
-        if (await db.CertificateAuthorities.AnyAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == CaType, ct)) return;
-        if (db.ChangeTracker.Entries<ClusterCertificateAuthority>().Any(e => e.Entity.ClusterUuid == cluster.Uuid && e.State == EntityState.Added)) return;
-        db.CertificateAuthorities.Add(NewCa(cluster));
-        logger.LogInformation("Created certificate authority for cluster {Cluster} ({Uuid})", cluster.Name, cluster.Uuid);
+        var existing = await db.CertificateAuthorities.Where(c => c.ClusterUuid == cluster.Uuid).Select(c => c.CaType).ToListAsync(ct);
+        existing.AddRange(db.ChangeTracker.Entries<ClusterCertificateAuthority>()
+            .Where(e => e.Entity.ClusterUuid == cluster.Uuid && e.State == EntityState.Added).Select(e => e.Entity.CaType));
+        foreach (var type in new[] { CaType, EtcdCaType, FrontProxyCaType, ServiceAccountType, BootstrapTokenType })
+        {
+            if (existing.Contains(type)) continue;
+            db.CertificateAuthorities.Add(NewSecret(cluster, type));
+            logger.LogInformation("Created {Type} for cluster {Cluster} ({Uuid})", type, cluster.Name, cluster.Uuid);
+        }
     }
 
     public async Task<string> GetCaPemAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
@@ -56,11 +68,31 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     public Task DeleteAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
         => db.CertificateAuthorities.Where(c => c.ClusterUuid == clusterUuid).ExecuteDeleteAsync(ct);
 
-    private async Task<ClusterCertificateAuthority> LoadOrCreateAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    public async Task<ClusterNodeSecrets> GetNodeSecretsAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
-        var ca = await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == CaType, ct);
+        CertificateAuthorityMaterial Ca(ClusterCertificateAuthority row) => new(row.CertificatePem, protector.Unprotect(row.ProtectedPrivateKey, Purpose(cluster.Uuid, row.CaType)));
+        var ca = await LoadOrCreateAsync(db, cluster, ct);
+        var etcd = await LoadOrCreateAsync(db, cluster, ct, EtcdCaType);
+        var frontProxy = await LoadOrCreateAsync(db, cluster, ct, FrontProxyCaType);
+        var sa = await LoadOrCreateAsync(db, cluster, ct, ServiceAccountType);
+        var token = await LoadOrCreateAsync(db, cluster, ct, BootstrapTokenType);
+        return new ClusterNodeSecrets(Ca(ca), Ca(etcd), Ca(frontProxy),
+            new ServiceAccountKeyPair(protector.Unprotect(sa.ProtectedPrivateKey, Purpose(cluster.Uuid, ServiceAccountType)), sa.CertificatePem),
+            protector.Unprotect(token.ProtectedPrivateKey, Purpose(cluster.Uuid, BootstrapTokenType)));
+    }
+
+    public async Task<IssuedCertificate> IssueClientCertificateAsync(MagnetarDbContext db, Cluster cluster, string commonName, IReadOnlyList<string> groups, CancellationToken ct)
+    {
+        var ca = await LoadOrCreateAsync(db, cluster, ct);
+        var material = new CertificateAuthorityMaterial(ca.CertificatePem, protector.Unprotect(ca.ProtectedPrivateKey, Purpose(cluster.Uuid)));
+        return ClusterPki.IssueCertificate(material, commonName, groups, CertificatePurpose.Client, null, ClientCertificateValidity);
+    }
+
+    private async Task<ClusterCertificateAuthority> LoadOrCreateAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, string type = CaType)
+    {
+        var ca = await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == type, ct);
         if (ca is not null) return ca;
-        ca = NewCa(cluster);
+        ca = NewSecret(cluster, type);
         db.CertificateAuthorities.Add(ca);
         try
         {
@@ -71,20 +103,42 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
         {
             // The conductor created it at the same moment: use that one.
             db.Entry(ca).State = EntityState.Detached;
-            return await db.CertificateAuthorities.AsNoTracking().FirstAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == CaType, ct);
+            return await db.CertificateAuthorities.AsNoTracking().FirstAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == type, ct);
         }
     }
 
-    private ClusterCertificateAuthority NewCa(Cluster cluster)
+    private ClusterCertificateAuthority NewCa(Cluster cluster) => NewSecret(cluster, CaType);
+
+    /// <summary>A new secret of the given type; public part in CertificatePem, secret part protected.</summary>
+    private ClusterCertificateAuthority NewSecret(Cluster cluster, string type)
     {
-        var ca = ClusterPki.CreateCertificateAuthority(cluster.Name, cluster.Uuid);
+        var (pub, secret) = type switch
+        {
+            CaType => Pair(ClusterPki.CreateCertificateAuthority(cluster.Name, cluster.Uuid)),
+            EtcdCaType => Pair(ClusterPki.CreateNamedAuthority("etcd-ca", cluster.Uuid)),
+            FrontProxyCaType => Pair(ClusterPki.CreateNamedAuthority("front-proxy-ca", cluster.Uuid)),
+            ServiceAccountType => ClusterPki.CreateServiceAccountKey() is var sa ? (sa.PublicKeyPem, sa.PrivateKeyPem) : default,
+            BootstrapTokenType => NewBootstrapToken(),
+            _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
+        };
         return new ClusterCertificateAuthority
         {
             ClusterUuid = cluster.Uuid,
-            CaType = CaType,
-            CertificatePem = ca.CertificatePem,
-            ProtectedPrivateKey = protector.Protect(ca.PrivateKeyPem, Purpose(cluster.Uuid)),
+            CaType = type,
+            CertificatePem = pub,
+            ProtectedPrivateKey = protector.Protect(secret, Purpose(cluster.Uuid, type)),
             CreatedAt = time.GetUtcNow(),
         };
+
+        static (string, string) Pair(CertificateAuthorityMaterial m) => (m.CertificatePem, m.PrivateKeyPem);
+    }
+
+    /// <summary>A kubeadm bootstrap token [a-z0-9]{6}.[a-z0-9]{16}: public id, full token secret.</summary>
+    private static (string, string) NewBootstrapToken()
+    {
+        const string alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+        var id = System.Security.Cryptography.RandomNumberGenerator.GetString(alphabet, 6);
+        var secret = System.Security.Cryptography.RandomNumberGenerator.GetString(alphabet, 16);
+        return (id, $"{id}.{secret}");
     }
 }

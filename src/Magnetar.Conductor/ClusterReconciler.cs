@@ -18,8 +18,9 @@ public readonly record struct ReconcileResult(TimeSpan? RequeueAfter);
 public sealed class ClusterReconciler(
     IDbContextFactory<MagnetarDbContext> dbFactory,
     ICloudProvider cloud,
-    IUserDataRenderer userData,
     IClusterCertificates certificates,
+    NodeBootstrapper bootstrapper,
+    BootstrapOptions bootstrapOptions,
     Magnetar.Bootstrap.Secrets.ISecretProtector secrets,
     ConductorOptions options,
     TimeProvider time,
@@ -59,6 +60,7 @@ public sealed class ClusterReconciler(
             case ProvisionPhase.Ready:
                 // Everything tagged with the cluster is confirmed gone: now (and only now) the records go.
                 await certificates.DeleteAsync(db, cluster.Uuid, ct);
+                await NodeBootstrapper.DeleteAsync(db, cluster.Uuid, ct);
                 await db.CloudCredentials.Where(c => c.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 await db.ClusterEvents.Where(e => e.ClusterUuid == cluster.Uuid).ExecuteDeleteAsync(ct);
                 db.Clusters.Remove(cluster);
@@ -100,7 +102,7 @@ public sealed class ClusterReconciler(
                 n.FlavorId ?? (n.Role == NodeGroupRoles.Master ? cluster.MasterFlavorId : cluster.FlavorId) ?? "m1.small",
                 n.ImageId ?? template.ImageId,
                 n.NodeCount, n.NodesToRemove, n.DeleteRequested,
-                userData.Render(new NodeBootstrapContext(cluster.Uuid, cluster.Name, n.Name, n.Role, version, networkDriver, cluster.ApiAddress))))
+                (nodeName, token) => bootstrapper.RenderUserDataAsync(cluster, n, nodeName, version, token)))
                 .ToList(),
             await LoadCredentialAsync(db, cluster.Uuid, ct),
             template.DnsNameserver);
@@ -109,6 +111,14 @@ public sealed class ClusterReconciler(
         now = time.GetUtcNow();
         foreach (var c in obs.Conditions) SetCondition(db, cluster, c, now);
         if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
+
+        // Readiness "reports": a node counts when it said so through the bootstrap protocol, not when its server is ACTIVE.
+        NodeVerdict? nodes = null;
+        if (bootstrapOptions.ReadinessFromReports)
+        {
+            nodes = await bootstrapper.EvaluateAsync(db, cluster, obs, ct);
+            SetCondition(db, cluster, nodes.Condition, now);
+        }
         foreach (var ngObs in obs.NodeGroups)
         {
             var ng = cluster.NodeGroups.FirstOrDefault(n => n.Name == ngObs.Name);
@@ -127,7 +137,7 @@ public sealed class ClusterReconciler(
                 ng.StatusReason = ngObs.FailureMessage;
                 ng.UpdatedAt = now;
             }
-            else if (ngObs.Ready && ClusterStatus.IsInProgress(ng.Status))
+            else if (ngObs.Ready && ClusterStatus.IsInProgress(ng.Status) && !(nodes?.WaitingNodes.Overlaps(ngObs.Nodes.Select(x => x.Name)) ?? false))
             {
                 ng.Status = ng.Status.Replace("_IN_PROGRESS", "_COMPLETE");
                 ng.StatusReason = null;
@@ -137,10 +147,15 @@ public sealed class ClusterReconciler(
             }
         }
 
+        if (nodes?.Failure is not null) return Fail(db, cluster, nodes.Failure, failedStatus);
         switch (obs.Phase)
         {
             case ProvisionPhase.Failed:
                 return Fail(db, cluster, obs.Message ?? "the cloud provider reported a failure", failedStatus);
+
+            case ProvisionPhase.Ready when nodes is { WaitingNodes.Count: > 0 }:
+                cluster.StatusReason = nodes.Condition.Message;
+                return new ReconcileResult(TimeSpan.FromSeconds(3));
 
             case ProvisionPhase.Ready when cluster.NodeGroups.Any(n => n.DeleteRequested):
                 // Complete only once every nodegroup asked to go was observed gone (its row removed above).
@@ -234,7 +249,8 @@ public sealed class ClusterReconciler(
         ConditionTypes.LoadBalancerReady => 3,
         ConditionTypes.ControlPlaneReady => 4,
         ConditionTypes.WorkersReady => 5,
-        _ => 6,
+        ConditionTypes.NodesReady => 6,
+        _ => 7,
     };
 
     private void AddEvent(MagnetarDbContext db, Cluster cluster, string type, string reason, string message)

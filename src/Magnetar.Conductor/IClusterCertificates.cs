@@ -15,4 +15,22 @@ public interface IClusterCertificates
     /// <summary>Replaces the cluster CA with a new one (CA rotation).</summary>
     Task RotateCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
     Task DeleteAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct);
+    /// <summary>
+    /// Everything a control-plane node needs to run kubeadm with Magnetar's PKI (creating what is missing): the
+    /// cluster, etcd and front-proxy CAs with their keys, the service-account key pair, the kubeadm bootstrap token.
+    /// </summary>
+    Task<ClusterNodeSecrets> GetNodeSecretsAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
+    /// <summary>A new client certificate and key signed by the cluster CA (e.g. an admin credential: O=system:masters).</summary>
+    Task<Magnetar.Bootstrap.Pki.IssuedCertificate> IssueClientCertificateAsync(MagnetarDbContext db, Cluster cluster, string commonName, IReadOnlyList<string> groups, CancellationToken ct);
+}
+
+/// <summary>A cluster's PKI and bootstrap secrets in clear, only ever held in memory while a node bundle is built.</summary>
+public sealed record ClusterNodeSecrets(
+    Magnetar.Bootstrap.Pki.CertificateAuthorityMaterial ClusterCa,
+    Magnetar.Bootstrap.Pki.CertificateAuthorityMaterial EtcdCa,
+    Magnetar.Bootstrap.Pki.CertificateAuthorityMaterial FrontProxyCa,
+    Magnetar.Bootstrap.Pki.ServiceAccountKeyPair ServiceAccount,
+    string BootstrapToken)
+{
+    public override string ToString() => "ClusterNodeSecrets { (secrets) }";
 }

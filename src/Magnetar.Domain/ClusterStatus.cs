@@ -58,4 +58,6 @@ public static class ConditionTypes
     public const string ControlPlaneReady = "ControlPlaneReady";
     public const string WorkersReady = "WorkersReady";
     public const string AddonsReady = "AddonsReady";
+    /// <summary>Every node reported Ready through the bootstrap protocol (readiness mode "reports").</summary>
+    public const string NodesReady = "NodesReady";
 }

@@ -201,3 +201,59 @@ public sealed class ClusterEvent
     public string Reason { get; set; } = "";
     public string Message { get; set; } = "";
 }
+
+/// <summary>
+/// A credential a node uses to talk to Magnetar's bootstrap endpoint. Only a hash of the secret is stored.
+/// <c>fetch</c>: single-use and short-lived, carried in the server's user-data, exchanged for the node's bundle;
+/// <c>report</c>: delivered inside the bundle (never in user-data), lets the node post its progress.
+/// </summary>
+public sealed class NodeBootstrapCredential
+{
+    public long Id { get; set; }
+    /// <summary>Public part of the token (mgb1.&lt;TokenId&gt;.&lt;secret&gt;), the lookup key.</summary>
+    public string TokenId { get; set; } = "";
+    public string SecretHash { get; set; } = "";
+    public string Kind { get; set; } = NodeCredentialKinds.Fetch;
+    public string ClusterUuid { get; set; } = "";
+    public string NodeName { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public DateTimeOffset? UsedAt { get; set; }
+}
+
+public static class NodeCredentialKinds
+{
+    public const string Fetch = "fetch";
+    public const string Report = "report";
+}
+
+/// <summary>What a node has reported of its bootstrap (one row per node, created when its server is requested).</summary>
+public sealed class NodeBootstrapState
+{
+    public long Id { get; set; }
+    public string ClusterUuid { get; set; } = "";
+    public string NodeName { get; set; } = "";
+    public string NodeGroup { get; set; } = "";
+    /// <summary>init (first control-plane node), control-plane (joining), worker.</summary>
+    public string Role { get; set; } = "";
+    /// <summary>The last phase reported (<see cref="NodePhases"/>), or "pending" before the first report.</summary>
+    public string Phase { get; set; } = NodePhases.Pending;
+    public bool Failed { get; set; }
+    public int? ExitCode { get; set; }
+    public string? LogTail { get; set; }
+    /// <summary>When the node's server was requested (its user-data rendered).</summary>
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? LastReportAt { get; set; }
+}
+
+/// <summary>The phases a node reports, in order.</summary>
+public static class NodePhases
+{
+    public const string Pending = "pending";
+    public const string Booted = "booted";
+    public const string ContainerdReady = "containerd-ready";
+    public const string KubeadmDone = "kubeadm-done";
+    public const string AddonsApplied = "addons-applied";
+    public const string Ready = "ready";
+    public static readonly string[] All = [Booted, ContainerdReady, KubeadmDone, AddonsApplied, Ready];
+}

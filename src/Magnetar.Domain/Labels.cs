@@ -38,4 +38,21 @@ public static class Labels
     /// <summary>The Kubernetes version a cluster runs, from Magnum's kube_tag label (e.g. v1.31.1).</summary>
     public static string KubernetesVersion(IReadOnlyDictionary<string, string> labels, string fallback)
         => labels.TryGetValue("kube_tag", out var tag) && !string.IsNullOrWhiteSpace(tag) ? tag : fallback;
+
+    /// <summary>The pod network CIDR: Magnum's calico_ipv4pool / flannel_network_cidr labels, else 10.100.0.0/16 (Magnum's default).</summary>
+    public static string PodCidr(IReadOnlyDictionary<string, string> labels, string? networkDriver)
+        => First(labels, networkDriver == "flannel" ? "flannel_network_cidr" : "calico_ipv4pool", "pods_network_cidr") ?? "10.100.0.0/16";
+
+    /// <summary>The service CIDR: Magnum's service_cluster_ip_range label, else 10.254.0.0/16 (Magnum's default).</summary>
+    public static string ServiceCidr(IReadOnlyDictionary<string, string> labels) => First(labels, "service_cluster_ip_range") ?? "10.254.0.0/16";
+
+    /// <summary>The cluster DNS domain: Magnum's dns_cluster_domain label, else cluster.local.</summary>
+    public static string DnsDomain(IReadOnlyDictionary<string, string> labels) => First(labels, "dns_cluster_domain") ?? "cluster.local";
+
+    /// <summary>A boolean label ("true"/"false", case-insensitive); <paramref name="fallback"/> when absent.</summary>
+    public static bool Flag(IReadOnlyDictionary<string, string> labels, string key, bool fallback)
+        => labels.TryGetValue(key, out var v) && bool.TryParse(v, out var b) ? b : fallback;
+
+    private static string? First(IReadOnlyDictionary<string, string> labels, params string[] keys)
+        => keys.Select(k => labels.TryGetValue(k, out var v) && !string.IsNullOrWhiteSpace(v) ? v : null).FirstOrDefault(v => v is not null);
 }

@@ -22,6 +22,8 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<ClusterEvent> ClusterEvents => Set<ClusterEvent>();
     public DbSet<ClusterCloudCredential> CloudCredentials => Set<ClusterCloudCredential>();
     public DbSet<SimulatedResource> SimulatedResources => Set<SimulatedResource>();
+    public DbSet<NodeBootstrapCredential> NodeCredentials => Set<NodeBootstrapCredential>();
+    public DbSet<NodeBootstrapState> NodeStates => Set<NodeBootstrapState>();
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -109,6 +111,26 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.ToTable("cluster_events");
             e.HasKey(x => x.Id);
             e.HasIndex(x => new { x.ClusterUuid, x.Id });
+        });
+
+        b.Entity<NodeBootstrapCredential>(e =>
+        {
+            e.ToTable("node_credentials");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => x.TokenId).IsUnique();
+            e.HasIndex(x => new { x.ClusterUuid, x.NodeName });
+            e.Property(x => x.TokenId).HasMaxLength(32);
+            e.Property(x => x.SecretHash).HasMaxLength(64);
+            e.Property(x => x.Kind).HasMaxLength(16);
+        });
+
+        b.Entity<NodeBootstrapState>(e =>
+        {
+            e.ToTable("node_states");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => new { x.ClusterUuid, x.NodeName }).IsUnique();
+            e.Property(x => x.Phase).HasMaxLength(32);
+            e.Property(x => x.LogTail).HasMaxLength(8192);
         });
 
         b.Entity<SimulatedResource>(e =>

@@ -18,6 +18,8 @@ public sealed class SimulatedResource
     public string? Address { get; set; }
     public string? FloatingAddress { get; set; }
     public string? Detail { get; set; }
+    /// <summary>A simulated server's user-data, kept as Nova keeps it (a test node reads it back).</summary>
+    public string? UserData { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset ReadyAt { get; set; }
     public DateTimeOffset? DeleteRequestedAt { get; set; }

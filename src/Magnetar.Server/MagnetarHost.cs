@@ -125,8 +125,14 @@ public static class MagnetarHost
         builder.Services.AddSingleton<ISecretProtector, AesGcmSecretProtector>();
         builder.Services.AddSingleton<IClusterCertificates, ClusterCertificates>();
 
+        // Node bootstrap: where nodes reach Magnetar, and what makes a node ready.
+        var bootstrap = config.GetSection("Magnetar:Bootstrap").Get<BootstrapOptions>() ?? new BootstrapOptions();
+        bootstrap.Url ??= apiOptions.PublicUrl ?? (config["urls"] ?? Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? "http://127.0.0.1:9511").Split(';')[0];
+
         // Cloud provider.
         var provider = config["Magnetar:Cloud:Provider"] ?? "simulated";
+        // Nothing boots on the simulated cloud: its servers count when ACTIVE unless a test node is configured to play them.
+        bootstrap.NodeReadiness ??= provider == "openstack" ? "reports" : "cloud";
         switch (provider)
         {
             case "simulated":
@@ -135,12 +141,17 @@ public static class MagnetarHost
                 builder.Services.AddSingleton<ICloudProvider, SimulatedCloudProvider>();
                 break;
             case "openstack":
-                builder.Services.AddOpenStackCloud(OpenStackOptionsFrom(config));
+                var openstack = OpenStackOptionsFrom(config);
+                bootstrap.CloudAuthUrl ??= openstack.AuthUrl;
+                bootstrap.CloudRegion ??= openstack.Region;
+                builder.Services.AddOpenStackCloud(openstack);
                 break;
             default:
                 throw new InvalidOperationException($"Unknown cloud provider '{provider}' (Magnetar:Cloud:Provider is simulated or openstack).");
         }
-        builder.Services.AddSingleton<IUserDataRenderer, NodeIdentityUserDataRenderer>();
+        builder.Services.AddSingleton(bootstrap);
+        builder.Services.AddSingleton<IUserDataRenderer, CloudInitUserDataRenderer>();
+        builder.Services.AddSingleton<NodeBootstrapper>();
 
         // Migrations run first: hosted services start in registration order.
         builder.Services.AddHostedService<StartupTasks>();

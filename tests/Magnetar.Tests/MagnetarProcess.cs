@@ -45,7 +45,7 @@ public sealed class MagnetarProcess : IAsyncDisposable
             if (_process.HasExited) break;
             try
             {
-                if ((await http.GetAsync(Url + "/healthz")).IsSuccessStatusCode && (ready?.Invoke() ?? true)) return;
+                if ((await http.GetAsync(Url.Split(';')[0] + "/healthz")).IsSuccessStatusCode && (ready?.Invoke() ?? true)) return;
             }
             catch (HttpRequestException) { }
             await Task.Delay(100);

@@ -103,6 +103,8 @@ public sealed class OpenStackIntegrationTests
             ["Magnetar:Identity:Keystone:Password"] = env["SERVICE_PASSWORD"],
             ["Magnetar:Identity:Keystone:ProjectName"] = env["SERVICE_PROJECT"],
             ["Magnetar:Cloud:Provider"] = "openstack",
+            // Nova's fake driver boots nothing and no test node runs here: servers count when ACTIVE.
+            ["Magnetar:Bootstrap:NodeReadiness"] = "cloud",
             ["Magnetar:Conductor:PollIntervalMs"] = "200",
             ["Magnetar:Conductor:LeaseSeconds"] = "120", // a pass over a real cloud takes seconds, not the simulated cloud's milliseconds
             ["Logging:LogLevel:Magnetar"] = "Information",
@@ -286,6 +288,57 @@ public sealed class OpenStackIntegrationTests
         {
             await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), ["user", "delete", "--domain", "default", project]);
             await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), ["project", "delete", "--domain", "default", project]);
+            try { Directory.Delete(home, true); } catch { }
+        }
+    }
+
+    [OpenStackFact]
+    public async Task A_server_nova_cannot_place_fails_the_cluster_naming_server_nodegroup_and_novas_fault()
+    {
+        var (host, env) = await StartAsync();
+        await using var _ = host;
+        var home = Directory.CreateTempSubdirectory("magnetar-os-admin-").FullName;
+        // A public flavor no compute host can hold (the fake driver reports 600 000 GB of disk; disk has no quota): Nova's scheduler
+        // answers NoValidHost and the server goes to ERROR after it was accepted.
+        var flavor = "mg-huge-" + Guid.NewGuid().ToString("N")[..6];
+        await AdminCli(home, "flavor", "create", "--public", "--ram", "512", "--disk", "700000", "--vcpus", "1", flavor);
+        try
+        {
+            var c = await TenantAsync(host, env);
+            var view = TenantView(env);
+            var template = await c.PostJson("/v1/clustertemplates", $$"""
+                {"name": "{{flavor}}", "image_id": "fedora-coreos-40", "external_network_id": "public", "coe": "kubernetes",
+                 "flavor_id": "{{flavor}}", "master_flavor_id": "m1.tiny", "network_driver": "calico", "master_lb_enabled": false, "floating_ip_enabled": false}
+                """).ExpectAsync(201);
+            var created = await c.PostJson("/v1/clusters", $$"""{"name": "noroom", "cluster_template_id": "{{template["uuid"]}}", "node_count": 1}""").ExpectAsync(202);
+            var uuid = (string)created["uuid"]!;
+            var deadline = DateTime.UtcNow.AddMinutes(4);
+            JsonNode cluster;
+            while (true)
+            {
+                cluster = await c.GetAsync($"/v1/clusters/{uuid}").ExpectAsync(200);
+                if ((string?)cluster["status"] != "CREATE_IN_PROGRESS" || DateTime.UtcNow > deadline) break;
+                await Task.Delay(1000);
+            }
+            Assert.Equal("CREATE_FAILED", (string?)cluster["status"]);
+            var reason = (string)cluster["status_reason"]!;
+            Assert.StartsWith("nova: server noroom-default-worker-0 (id ", reason);
+            Assert.Contains("nodegroup default-worker) went to ERROR: ", reason);
+            Assert.Contains("No valid host was found", reason); // Nova's own fault message
+            var worker = (await c.GetAsync($"/v1/clusters/{uuid}/nodegroups/default-worker").ExpectAsync(200));
+            Assert.Equal("CREATE_FAILED", (string?)worker["status"]);
+
+            await c.DeleteAsync($"/v1/clusters/{uuid}");
+            deadline = DateTime.UtcNow.AddMinutes(3);
+            while (DateTime.UtcNow < deadline && (await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode != HttpStatusCode.NotFound)
+                await Task.Delay(1000);
+            Assert.Equal(HttpStatusCode.NotFound, (await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode);
+            Assert.Empty(await view.ClusterResourcesAsync(uuid));
+            await c.DeleteAsync($"/v1/clustertemplates/{template["uuid"]}");
+        }
+        finally
+        {
+            await OpenStackCli.ExecAsync("openstack", home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-admin")), ["flavor", "delete", flavor]);
             try { Directory.Delete(home, true); } catch { }
         }
     }

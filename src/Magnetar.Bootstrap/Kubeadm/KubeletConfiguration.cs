@@ -1,0 +1,13 @@
+namespace Magnetar.Bootstrap.Kubeadm;
+
+/// <summary>kubelet.config.k8s.io/v1beta1 KubeletConfiguration, the fields Magnetar sets (passed to kubeadm with its own documents).</summary>
+public sealed class KubeletConfiguration
+{
+    public string ApiVersion { get; set; } = "kubelet.config.k8s.io/v1beta1";
+    public string Kind { get; set; } = "KubeletConfiguration";
+    /// <summary>containerd is configured with SystemdCgroup = true; the kubelet must agree.</summary>
+    public string? CgroupDriver { get; set; } = "systemd";
+    public bool? RotateCertificates { get; set; } = true;
+    /// <summary>Swap is turned off on the node; the kubelet refuses to start with swap on.</summary>
+    public bool? FailSwapOn { get; set; } = true;
+}

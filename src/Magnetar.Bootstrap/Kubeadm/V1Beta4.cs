@@ -1,0 +1,149 @@
+// Typed models of kubeadm's configuration API kubeadm.k8s.io/v1beta4 (Kubernetes ≥ 1.31), the subset Magnetar
+// writes. Property names serialize in camelCase as kubeadm's json tags; tests check every key against a schema
+// extracted from kubeadm's Go types (tests/Magnetar.Tests/Fixtures/kubeadm-schema).
+using YamlDotNet.Serialization;
+
+namespace Magnetar.Bootstrap.Kubeadm.V1Beta4;
+
+public sealed class Arg
+{
+    public string Name { get; set; } = "";
+    public string Value { get; set; } = "";
+}
+
+public sealed class BootstrapToken
+{
+    public string Token { get; set; } = "";
+    public string? Description { get; set; }
+    public string? Ttl { get; set; }
+    public List<string>? Usages { get; set; }
+    public List<string>? Groups { get; set; }
+}
+
+public sealed class Taint
+{
+    public string Key { get; set; } = "";
+    public string? Value { get; set; }
+    public string Effect { get; set; } = "";
+}
+
+public sealed class NodeRegistrationOptions
+{
+    public string? Name { get; set; }
+    public string? CriSocket { get; set; }
+    public List<Taint>? Taints { get; set; }
+    public List<Arg>? KubeletExtraArgs { get; set; }
+    public List<string>? IgnorePreflightErrors { get; set; }
+    public string? ImagePullPolicy { get; set; }
+}
+
+public sealed class ApiEndpoint
+{
+    public string? AdvertiseAddress { get; set; }
+    public int? BindPort { get; set; }
+}
+
+public sealed class Timeouts
+{
+    public string? ControlPlaneComponentHealthCheck { get; set; }
+    public string? KubeletHealthCheck { get; set; }
+    [YamlMember(Alias = "kubernetesAPICall")]
+    public string? KubernetesAPICall { get; set; }
+    public string? Discovery { get; set; }
+    public string? TlsBootstrap { get; set; }
+}
+
+public sealed class InitConfiguration
+{
+    public string ApiVersion { get; set; } = KubeadmVersions.V1Beta4;
+    public string Kind { get; set; } = "InitConfiguration";
+    public List<BootstrapToken>? BootstrapTokens { get; set; }
+    public NodeRegistrationOptions? NodeRegistration { get; set; }
+    [YamlMember(Alias = "localAPIEndpoint")]
+    public ApiEndpoint? LocalAPIEndpoint { get; set; }
+    public List<string>? SkipPhases { get; set; }
+    public Timeouts? Timeouts { get; set; }
+}
+
+public sealed class LocalEtcd
+{
+    public string? DataDir { get; set; }
+    public List<Arg>? ExtraArgs { get; set; }
+    [YamlMember(Alias = "serverCertSANs")]
+    public List<string>? ServerCertSANs { get; set; }
+    [YamlMember(Alias = "peerCertSANs")]
+    public List<string>? PeerCertSANs { get; set; }
+}
+
+public sealed class Etcd
+{
+    public LocalEtcd? Local { get; set; }
+}
+
+public sealed class Networking
+{
+    public string? ServiceSubnet { get; set; }
+    public string? PodSubnet { get; set; }
+    public string? DnsDomain { get; set; }
+}
+
+public sealed class ControlPlaneComponent
+{
+    public List<Arg>? ExtraArgs { get; set; }
+}
+
+public sealed class ApiServer
+{
+    public List<Arg>? ExtraArgs { get; set; }
+    [YamlMember(Alias = "certSANs")]
+    public List<string>? CertSANs { get; set; }
+}
+
+public sealed class ClusterConfiguration
+{
+    public string ApiVersion { get; set; } = KubeadmVersions.V1Beta4;
+    public string Kind { get; set; } = "ClusterConfiguration";
+    public string? ClusterName { get; set; }
+    public string? KubernetesVersion { get; set; }
+    public string? ControlPlaneEndpoint { get; set; }
+    public Etcd? Etcd { get; set; }
+    public Networking? Networking { get; set; }
+    public ApiServer? ApiServer { get; set; }
+    public ControlPlaneComponent? ControllerManager { get; set; }
+    public ControlPlaneComponent? Scheduler { get; set; }
+    public string? CertificatesDir { get; set; }
+    public string? ImageRepository { get; set; }
+}
+
+public sealed class BootstrapTokenDiscovery
+{
+    public string Token { get; set; } = "";
+    public string? ApiServerEndpoint { get; set; }
+    public List<string>? CaCertHashes { get; set; }
+    [YamlMember(Alias = "unsafeSkipCAVerification")]
+    public bool? UnsafeSkipCAVerification { get; set; }
+}
+
+public sealed class Discovery
+{
+    public BootstrapTokenDiscovery? BootstrapToken { get; set; }
+    public string? TlsBootstrapToken { get; set; }
+}
+
+public sealed class JoinControlPlane
+{
+    [YamlMember(Alias = "localAPIEndpoint")]
+    public ApiEndpoint? LocalAPIEndpoint { get; set; }
+}
+
+public sealed class JoinConfiguration
+{
+    public string ApiVersion { get; set; } = KubeadmVersions.V1Beta4;
+    public string Kind { get; set; } = "JoinConfiguration";
+    public NodeRegistrationOptions? NodeRegistration { get; set; }
+    public string? CaCertPath { get; set; }
+    public Discovery? Discovery { get; set; }
+    public JoinControlPlane? ControlPlane { get; set; }
+    public List<string>? SkipPhases { get; set; }
+    public Timeouts? Timeouts { get; set; }
+}

@@ -1,0 +1,36 @@
+namespace Magnetar.Conductor;
+
+/// <summary>Settings of node bootstrap (<c>Magnetar:Bootstrap</c>).</summary>
+public sealed class BootstrapOptions
+{
+    /// <summary>
+    /// The URL booted nodes reach Magnetar's bootstrap endpoint at (https://…). Default: Magnetar:PublicUrl, else the
+    /// first address the server listens on.
+    /// </summary>
+    public string? Url { get; set; }
+    /// <summary>A PEM file with the CA that signed the bootstrap endpoint's TLS certificate; written into user-data so nodes verify it.</summary>
+    public string? CaFile { get; set; }
+    /// <summary>The bundle endpoint refuses plain HTTP unless this is set (never in production: the bundle holds CA keys).</summary>
+    public bool AllowInsecureHttp { get; set; }
+    /// <summary>How long the single-use credential in a server's user-data stays valid.</summary>
+    public int FetchCredentialMinutes { get; set; } = 60;
+    /// <summary>How long a node may post progress reports with the credential of its bundle.</summary>
+    public int ReportCredentialHours { get; set; } = 24;
+    /// <summary>
+    /// <c>reports</c>: a node is ready when it reports Ready (the real path); <c>cloud</c>: when its server is ACTIVE —
+    /// for clouds where nothing boots (the simulated cloud, Nova's fake driver) and no test node plays the VM's part.
+    /// Default: reports on OpenStack, cloud on the simulated cloud.
+    /// </summary>
+    public string? NodeReadiness { get; set; }
+    /// <summary>A node that has not reported for this long (since its server was requested, or its last report) fails the cluster.</summary>
+    public int NodeReportTimeoutSeconds { get; set; } = 1800;
+    /// <summary>Where nodes get kubelet/kubeadm/kubectl when the kube_package_source label does not say: upstream or image.</summary>
+    public string PackageSource { get; set; } = "upstream";
+    /// <summary>Validity of the kubeadm bootstrap token (kubeadm duration).</summary>
+    public string BootstrapTokenTtl { get; set; } = "24h0m0s";
+    /// <summary>Keystone URL and region written into the cloud integration's cloud.conf (OpenStack only).</summary>
+    public string? CloudAuthUrl { get; set; }
+    public string? CloudRegion { get; set; }
+
+    public bool ReadinessFromReports => string.Equals(NodeReadiness, "reports", StringComparison.OrdinalIgnoreCase);
+}
