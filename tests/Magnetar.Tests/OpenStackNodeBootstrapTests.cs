@@ -1,0 +1,133 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Magnetar.Bootstrap.Kubeadm;
+using Magnetar.Bootstrap.Pki;
+
+namespace Magnetar.Tests;
+
+/// <summary>
+/// The whole path on the real all-in-one with readiness from node reports: Magnetar (its own process, keystone mode,
+/// OpenStack driver, bootstrap endpoint on HTTPS) creates the servers; a <b>test node</b> per server — Nova's fake
+/// driver boots nothing — reads the server's user-data back from Nova as admin, writes its files as cloud-init would,
+/// and runs the real <c>magnetar-node</c>: fetch over TLS, phases; the cluster completes only then. The init node's
+/// bundle carries the cloud integration made from the cluster's real Keystone application credential.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class OpenStackNodeBootstrapTests
+{
+    [OpenStackFact]
+    public async Task Test_nodes_boot_from_the_user_data_in_nova_and_their_reports_complete_the_cluster()
+    {
+        var env = OpenStackEnv.Load();
+        var dir = Directory.CreateTempSubdirectory("os-node-bootstrap-").FullName;
+        var tlsCa = ClusterPki.CreateNamedAuthority("magnetar-test-ca", "test");
+        var tls = ClusterPki.IssueCertificate(tlsCa, "magnetar", [], CertificatePurpose.Server,
+            new SubjectAlternativeNames(["localhost"], [IPAddress.Loopback]), TimeSpan.FromDays(1));
+        File.WriteAllText(Path.Combine(dir, "ca.pem"), tlsCa.CertificatePem);
+        File.WriteAllText(Path.Combine(dir, "tls.crt"), tls.CertificatePem);
+        File.WriteAllText(Path.Combine(dir, "tls.key"), tls.PrivateKeyPem);
+        var api = $"http://127.0.0.1:{MagnetarProcess.FreePort()}";
+        var bootstrap = $"https://127.0.0.1:{MagnetarProcess.FreePort()}";
+        await using var server = new MagnetarProcess($"{api};{bootstrap}", Path.Combine(dir, "data"),
+            $"--Kestrel:Certificates:Default:Path={dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={dir}/tls.key",
+            "--Magnetar:Identity:Mode=keystone", $"--Magnetar:Identity:Keystone:AuthUrl={env["KEYSTONE_URL"]}",
+            $"--Magnetar:Identity:Keystone:Username={env["SERVICE_USER"]}", $"--Magnetar:Identity:Keystone:Password={env["SERVICE_PASSWORD"]}",
+            $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack",
+            $"--Magnetar:PublicUrl={api}", $"--Magnetar:Bootstrap:Url={bootstrap}", $"--Magnetar:Bootstrap:CaFile={dir}/ca.pem",
+            "--Magnetar:Bootstrap:NodeReadiness=reports", "--Magnetar:Conductor:PollIntervalMs=200", "--Magnetar:Conductor:LeaseSeconds=120");
+        await server.StartAsync();
+
+        using var c = new HttpClient { BaseAddress = new Uri(api) };
+        c.DefaultRequestHeaders.Add("X-Auth-Token", await KeystoneEnv.TokenAsync(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]));
+        c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        var tenant = OpenStackTenantView.Create(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
+        var admin = OpenStackTenantView.Create(env, env["ADMIN_USER"], env["ADMIN_PASSWORD"], env["ADMIN_PROJECT"]);
+        var withLb = await tenant.HasLoadBalancerServiceAsync();
+
+        var template = await c.PostJson("/v1/clustertemplates", $$"""
+            {"name": "k8s-nodes", "image_id": "fedora-coreos-40", "external_network_id": "public", "coe": "kubernetes",
+             "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "network_driver": "cilium",
+             "master_lb_enabled": {{(withLb ? "true" : "false")}}, "floating_ip_enabled": true, "labels": {"kube_tag": "v1.31.1"} }
+            """).ExpectAsync(201);
+        var created = await c.PostJson("/v1/clusters", $$"""{"name": "nodes", "cluster_template_id": "{{template["uuid"]}}", "master_count": 1, "node_count": 1}""").ExpectAsync(202);
+        var uuid = (string)created["uuid"]!;
+        try
+        {
+            // Both servers ACTIVE in Nova and the API address known, yet the cluster waits for its nodes.
+            var servers = new List<ComputeServerUserData>();
+            var deadline = DateTime.UtcNow.AddMinutes(4);
+            while (servers.Count < 2)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "servers did not appear\n" + server.Log);
+                await Task.Delay(1000);
+                var list = await tenant.Compute.ListServersByTagAsync(Magnetar.Cloud.OpenStack.OpenStackCloudProvider.Tag(uuid), default);
+                if (list.Count(s => s.Status == "ACTIVE") < 2) continue;
+                foreach (var s in list)
+                {
+                    var detailed = (await admin.Compute.FindServerAsync(s.Id, default))!; // user_data is admin-only in Nova
+                    servers.Add(new ComputeServerUserData(s.Name, Encoding.UTF8.GetString(Convert.FromBase64String(detailed.UserData!))));
+                }
+            }
+            var waiting = await WaitAsync(c, uuid, n => ((string?)n["status_reason"])?.StartsWith("waiting for nodes to report Ready") == true, server);
+            Assert.Equal("CREATE_IN_PROGRESS", (string?)waiting["status"]);
+            var apiAddress = new Uri((string)waiting["api_address"]!);
+
+            foreach (var (name, userData) in servers.OrderBy(s => s.Name))
+            {
+                Assert.DoesNotContain("PRIVATE KEY", userData);
+                var node = TestNode.Boot(userData, Path.Combine(dir, "nodes", name));
+                await node.Ok("fetch");
+                var kubeadm = KubeadmConfigRenderer.Parse(node.File("etc/kubernetes/magnetar/kubeadm.yaml"));
+                if (name.Contains("master"))
+                {
+                    var cc = Assert.IsType<Bootstrap.Kubeadm.V1Beta4.ClusterConfiguration>(kubeadm[1]);
+                    Assert.Equal($"{apiAddress.Host}:6443", cc.ControlPlaneEndpoint);
+                    Assert.Contains(apiAddress.Host, cc.ApiServer!.CertSANs!);
+                    // The cloud integration uses the cluster's own application credential, from Keystone.
+                    var credentials = await tenant.Identity.ListApplicationCredentialsAsync(tenant.Session.UserId!, $"magnetar-{uuid}", default);
+                    var cloudConfig = node.File("etc/kubernetes/magnetar/addons/20-cloud-config.yaml");
+                    Assert.Contains(credentials.Single().Id, cloudConfig);
+                    Assert.Contains(env["KEYSTONE_URL"], cloudConfig);
+                    Assert.Equal("600", Convert.ToString((int)File.GetUnixFileMode(node.Path("etc/kubernetes/magnetar/addons/20-cloud-config.yaml")) & 0x1FF, 8));
+                    var addons = Directory.GetFiles(node.Path("etc/kubernetes/magnetar/addons")).Select(Path.GetFileName).Order().ToList();
+                    Assert.Equal(["10-cni-cilium.yaml", "20-cloud-config.yaml", "21-openstack-cloud-controller-manager.yaml", "30-cinder-csi.yaml", "40-metrics-server.yaml"], addons);
+                }
+                else Assert.IsType<Bootstrap.Kubeadm.V1Beta4.JoinConfiguration>(kubeadm[0]);
+                await node.Ok("report", "booted", "ok");
+                foreach (var phase in new[] { "containerd-ready", "kubeadm-done" }) await node.Ok("run", phase, "true");
+                if (name.Contains("master")) await node.Ok("run", "addons-applied", "true");
+                await node.Ok("run", "ready", "true");
+            }
+            var done = await WaitAsync(c, uuid, n => (string?)n["status"] != "CREATE_IN_PROGRESS", server);
+            Assert.True((string?)done["status"] == "CREATE_COMPLETE", done.ToJsonString());
+        }
+        finally
+        {
+            await c.DeleteAsync($"/v1/clusters/{uuid}");
+            var gone = DateTime.UtcNow.AddMinutes(4);
+            while ((await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode != HttpStatusCode.NotFound)
+            {
+                Assert.True(DateTime.UtcNow < gone, "cluster not deleted\n" + server.Log);
+                await Task.Delay(1000);
+            }
+            Assert.Empty(await tenant.ClusterResourcesAsync(uuid, withLb));
+            await c.DeleteAsync($"/v1/clustertemplates/{template["uuid"]}");
+        }
+    }
+
+    private sealed record ComputeServerUserData(string Name, string UserData);
+
+    private static async Task<JsonNode> WaitAsync(HttpClient c, string uuid, Func<JsonNode, bool> done, MagnetarProcess server)
+    {
+        var deadline = DateTime.UtcNow.AddMinutes(4);
+        JsonNode last;
+        do
+        {
+            last = await c.GetAsync($"/v1/clusters/{uuid}").ExpectAsync(200);
+            if (done(last)) return last;
+            await Task.Delay(1000);
+        } while (DateTime.UtcNow < deadline);
+        throw new TimeoutException($"cluster {uuid}: {last.ToJsonString()}\n{server.Log}");
+    }
+}
