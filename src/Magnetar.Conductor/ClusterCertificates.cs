@@ -81,13 +81,6 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
             protector.Unprotect(token.ProtectedPrivateKey, Purpose(cluster.Uuid, BootstrapTokenType)));
     }
 
-    public async Task<IssuedCertificate> IssueClientCertificateAsync(MagnetarDbContext db, Cluster cluster, string commonName, IReadOnlyList<string> groups, CancellationToken ct)
-    {
-        var ca = await LoadOrCreateAsync(db, cluster, ct);
-        var material = new CertificateAuthorityMaterial(ca.CertificatePem, protector.Unprotect(ca.ProtectedPrivateKey, Purpose(cluster.Uuid)));
-        return ClusterPki.IssueCertificate(material, commonName, groups, CertificatePurpose.Client, null, ClientCertificateValidity);
-    }
-
     private async Task<ClusterCertificateAuthority> LoadOrCreateAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, string type = CaType)
     {
         var ca = await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == type, ct);

@@ -118,6 +118,7 @@ public sealed class ClusterReconciler(
         {
             nodes = await bootstrapper.EvaluateAsync(db, cluster, obs, ct);
             SetCondition(db, cluster, nodes.Condition, now);
+            if (nodes.Addons is not null) SetCondition(db, cluster, nodes.Addons, now);
         }
         foreach (var ngObs in obs.NodeGroups)
         {
@@ -250,7 +251,8 @@ public sealed class ClusterReconciler(
         ConditionTypes.ControlPlaneReady => 4,
         ConditionTypes.WorkersReady => 5,
         ConditionTypes.NodesReady => 6,
-        _ => 7,
+        ConditionTypes.AddonsReady => 7,
+        _ => 8,
     };
 
     private void AddEvent(MagnetarDbContext db, Cluster cluster, string type, string reason, string message)

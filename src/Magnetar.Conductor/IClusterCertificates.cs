@@ -20,8 +20,6 @@ public interface IClusterCertificates
     /// cluster, etcd and front-proxy CAs with their keys, the service-account key pair, the kubeadm bootstrap token.
     /// </summary>
     Task<ClusterNodeSecrets> GetNodeSecretsAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
-    /// <summary>A new client certificate and key signed by the cluster CA (e.g. an admin credential: O=system:masters).</summary>
-    Task<Magnetar.Bootstrap.Pki.IssuedCertificate> IssueClientCertificateAsync(MagnetarDbContext db, Cluster cluster, string commonName, IReadOnlyList<string> groups, CancellationToken ct);
 }
 
 /// <summary>A cluster's PKI and bootstrap secrets in clear, only ever held in memory while a node bundle is built.</summary>

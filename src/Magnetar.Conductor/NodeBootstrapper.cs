@@ -22,7 +22,11 @@ public sealed record BootstrapResponse(int StatusCode, string? Message = null, b
 }
 
 /// <summary>How the nodes of a cluster stand, for one reconcile pass.</summary>
-public sealed record NodeVerdict(string? Failure, IReadOnlySet<string> WaitingNodes, ConditionObservation Condition);
+public sealed record NodeVerdict(string? Failure, IReadOnlySet<string> WaitingNodes, ConditionObservation Condition)
+{
+    /// <summary>AddonsReady: the first control-plane node reported its addons applied (null before any report).</summary>
+    public ConditionObservation? Addons { get; init; }
+}
 
 /// <summary>
 /// The server side of node bootstrap. When a server is about to be created its user-data is rendered with a fresh
@@ -198,7 +202,12 @@ public sealed class NodeBootstrapper(
         var condition = waiting.Count == 0
             ? new ConditionObservation(ConditionTypes.NodesReady, true, "Ready")
             : new ConditionObservation(ConditionTypes.NodesReady, false, "Waiting", "waiting for nodes to report Ready: " + string.Join(", ", waiting));
-        return new NodeVerdict(null, waitingNodes, condition);
+        var init = states.FirstOrDefault(s => s.Role == RoleInit && observed.Contains(s.NodeName));
+        var addons = init is null || init.Phase == NodePhases.Pending ? null
+            : init.Phase is NodePhases.AddonsApplied or NodePhases.Ready
+                ? new ConditionObservation(ConditionTypes.AddonsReady, true, "Applied", $"applied by {init.NodeName}")
+                : new ConditionObservation(ConditionTypes.AddonsReady, false, "Waiting", $"{init.NodeName} applies them after kubeadm init (now: {init.Phase})");
+        return new NodeVerdict(null, waitingNodes, condition) { Addons = addons };
     }
 
     /// <summary>Removes every bootstrap record of a deleted cluster.</summary>

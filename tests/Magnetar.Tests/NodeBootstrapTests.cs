@@ -156,6 +156,10 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         await booted[last].Ok("run", "ready", "true");
         show = await WaitFor(c1, c => c["status"]!.GetValue<string>() != "CREATE_IN_PROGRESS");
         Assert.Equal("CREATE_COMPLETE", show["status"]!.GetValue<string>());
+        var conditions = show["conditions"]!.AsArray().ToDictionary(x => x!["type"]!.GetValue<string>(), x => x!);
+        Assert.Equal("True", conditions["NodesReady"]!["status"]!.GetValue<string>());
+        Assert.Equal("True", conditions["AddonsReady"]!["status"]!.GetValue<string>());
+        Assert.Equal("applied by c1-default-master-0", conditions["AddonsReady"]!["message"]!.GetValue<string>());
 
         // ---- kubeconfig: the real CLI writes it; kubectl uses it against the init node's API server. No kube-apiserver
         // binary exists here: a stand-in serves /version over TLS with a serving certificate issued, as kubeadm does, from
