@@ -4,12 +4,13 @@ using Magnetar.Identity;
 using Magnetar.Persistence;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
 
 namespace Magnetar.Api;
 
 /// <summary>Per-request services every Magnum endpoint needs: the database, the caller, the clock, links.</summary>
 public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimeProvider time, ReconcileSignal signal, IHttpContextAccessor accessor,
-    Magnetar.Cloud.ICloudProvider cloud, Magnetar.Bootstrap.Secrets.ISecretProtector secrets)
+    Magnetar.Cloud.ICloudProvider cloud, Magnetar.Bootstrap.Secrets.ISecretProtector secrets, ILogger<ApiContext> logger)
 {
     /// <summary>The token the caller authenticated this request with.</summary>
     private string? CallerToken => Http.Request.Headers["X-Auth-Token"].FirstOrDefault();
@@ -40,6 +41,19 @@ public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimePro
             ProtectedSecret = secrets.Protect(credential.Secret, ClusterReconciler.CloudCredentialPurpose(cluster.Uuid)),
             CreatedAt = Now,
         });
+    }
+
+    /// <summary>
+    /// After a failed <see cref="IssueCloudCredentialAsync"/>: the cloud may have made the credential and lost its answer;
+    /// revoke whatever carries the cluster's credential name (best effort, logged by the provider).
+    /// </summary>
+    public async Task RevokeUnrecordedCloudCredentialAsync(Cluster cluster, CancellationToken ct)
+    {
+        try { await cloud.DeleteAsync(new Magnetar.Cloud.ClusterRef(cluster.Uuid, cluster.Name, cluster.ProjectId, null) { UserId = cluster.UserId }, ct); }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "Cluster {Uuid}: could not check for an unrecorded cloud credential", cluster.Uuid);
+        }
     }
 
     /// <summary>Refuses references to images, flavors, networks or keypairs the cloud does not have (Magnum's validate_os_resources).</summary>

@@ -152,7 +152,11 @@ public static class ClustersApi
         };
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultMasterName, NodeGroupRoles.Master, masterCount, cluster.MasterFlavorId, template.ImageId, now, isDefault: true, min: 1));
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true, min: 0));
-        await ctx.IssueCloudCredentialAsync(cluster, caller, ct);
+        // The row first, the cloud credential second: a credential is never made for a cluster the database does not
+        // know. Until the credential is saved the conductor leaves the cluster alone; if this process dies in between,
+        // the conductor fails the cluster after a grace period and its delete revokes a credential found by name.
+        cluster.NextReconcileAt = now + CredentialGrace;
+        cluster.StatusReason = "Cluster accepted; creating its cloud credential";
         ctx.Db.Clusters.Add(cluster);
         // The CA is born with the cluster (one transaction): the API can serve it at once and no conductor pass races to create it.
         await certs.EnsureCaAsync(ctx.Db, cluster, ct);
@@ -165,9 +169,28 @@ public static class ClustersApi
                 throw MagnumError.Conflict($"A cluster with name {name} already exists in this project.");
             throw;
         }
+        try
+        {
+            await ctx.IssueCloudCredentialAsync(cluster, caller, ct);
+        }
+        catch
+        {
+            // The cluster never existed: revoke a credential Keystone may have made but not answered with, then the rows go.
+            await ctx.RevokeUnrecordedCloudCredentialAsync(cluster, CancellationToken.None);
+            ctx.Db.ChangeTracker.Clear();
+            await certs.DeleteAsync(ctx.Db, cluster.Uuid, CancellationToken.None);
+            await ctx.Db.Clusters.Where(c => c.Id == cluster.Id).ExecuteDeleteAsync(CancellationToken.None);
+            throw;
+        }
+        cluster.NextReconcileAt = ctx.Now;
+        cluster.StatusReason = "Cluster accepted; waiting for the conductor";
+        await ctx.Db.SaveChangesAsync(ct);
         ctx.Poke();
         return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
     }
+
+    /// <summary>How long a new cluster waits for its cloud credential before the conductor looks at it anyway.</summary>
+    private static readonly TimeSpan CredentialGrace = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// Whether a cluster of the project that is not being deleted has this name — the same rule as the filtered

@@ -63,7 +63,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     {
         // Only a user can create their own application credential: this runs with the creating request's token.
         var caller = NewClients(new OpenStackCredential.Token(request.CallerToken));
-        var name = $"magnetar-{request.ClusterUuid}";
+        var name = ApplicationCredentialName(request.ClusterUuid);
         var roles = _options.ApplicationCredentialRoles.Where(r => request.CallerRoles.Contains(r, StringComparer.OrdinalIgnoreCase)).ToList();
         if (roles.Count == 0)
             throw new OpenStackApiException("keystone", $"create application credential {name}", HttpStatusCode.Forbidden,
@@ -515,8 +515,19 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
     public async Task<DeletionObservation> DeleteAsync(ClusterRef cluster, CancellationToken ct)
     {
-        // No credential: the create never got as far as the cloud (nothing can exist in the project in its name).
-        if (cluster.Credential is null) return new DeletionObservation(ProvisionPhase.Ready, null, []);
+        // No credential stored: the create stopped before or while Keystone made it, so nothing else can exist in the
+        // project in the cluster's name — but the credential itself may: revoke any of that name.
+        if (cluster.Credential is null)
+        {
+            if (cluster.UserId is null) return new DeletionObservation(ProvisionPhase.Ready, null, []);
+            var identity = ServiceClients().Identity;
+            foreach (var orphan in await identity.ListApplicationCredentialsAsync(cluster.UserId, ApplicationCredentialName(cluster.Uuid), ct))
+            {
+                await identity.DeleteApplicationCredentialAsync(cluster.UserId, orphan.Id, ct);
+                _logger.LogWarning("Cluster {Uuid}: application credential {Id} revoked; it was made but never recorded (the API stopped in between)", cluster.Uuid, orphan.Id);
+            }
+            return new DeletionObservation(ProvisionPhase.Ready, null, []);
+        }
         var c = ClusterClients(cluster.Credential);
         try
         {
@@ -645,6 +656,9 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     }
 
     // ------------------------------------------------------------------------------------------------ names
+
+    /// <summary>The Keystone application credential of a cluster: one per cluster, found again by this name.</summary>
+    public static string ApplicationCredentialName(string clusterUuid) => $"magnetar-{clusterUuid}";
 
     public static string LoadBalancerName(string clusterUuid) => $"magnetar-{clusterUuid}-api";
     public static string ServerGroupName(string clusterUuid, string nodeGroup) => $"magnetar-{clusterUuid}-{nodeGroup}";

@@ -30,7 +30,11 @@ public sealed record CloudCredential(string Id, string Secret, string UserId)
 }
 
 /// <summary>A cluster being deleted: enough to find everything it owns and the credential to remove it with.</summary>
-public sealed record ClusterRef(string Uuid, string Name, string ProjectId, CloudCredential? Credential);
+public sealed record ClusterRef(string Uuid, string Name, string ProjectId, CloudCredential? Credential)
+{
+    /// <summary>The user who created the cluster (whose credential it would have been).</summary>
+    public string? UserId { get; init; }
+}
 
 /// <summary>Who asks for a new cluster, with the token of their request (only used while the request lasts).</summary>
 public sealed record CredentialRequest(string ClusterUuid, string ClusterName, string UserId, string ProjectId, string CallerToken, IReadOnlyList<string> CallerRoles);

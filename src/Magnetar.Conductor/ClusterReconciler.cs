@@ -54,7 +54,7 @@ public sealed class ClusterReconciler(
     private async Task<ReconcileResult> ReconcileDeleteAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
         var credential = await LoadCredentialAsync(db, cluster.Uuid, ct);
-        var obs = await cloud.DeleteAsync(new ClusterRef(cluster.Uuid, cluster.Name, cluster.ProjectId, credential), ct);
+        var obs = await cloud.DeleteAsync(new ClusterRef(cluster.Uuid, cluster.Name, cluster.ProjectId, credential) { UserId = cluster.UserId }, ct);
         switch (obs.Phase)
         {
             case ProvisionPhase.Ready:

@@ -92,7 +92,7 @@ public sealed record OpenStackTenantView(KeystoneSession Session, ComputeClient 
 [Trait("Category", "Integration")]
 public sealed class OpenStackIntegrationTests
 {
-    private static async Task<(TestHost Host, Dictionary<string, string> Env)> StartAsync()
+    internal static async Task<(TestHost Host, Dictionary<string, string> Env)> StartAsync(CloudFaults? faults = null)
     {
         var env = OpenStackEnv.Load();
         var host = await TestHost.StartAsync(Db.Sqlite, settings: new()
@@ -108,11 +108,11 @@ public sealed class OpenStackIntegrationTests
             ["Magnetar:Conductor:PollIntervalMs"] = "200",
             ["Magnetar:Conductor:LeaseSeconds"] = "120", // a pass over a real cloud takes seconds, not the simulated cloud's milliseconds
             ["Logging:LogLevel:Magnetar"] = "Information",
-        });
+        }, services: faults is null ? null : faults.AddTo);
         return (host, env);
     }
 
-    private static async Task<HttpClient> TenantAsync(TestHost host, Dictionary<string, string> env)
+    internal static async Task<HttpClient> TenantAsync(TestHost host, Dictionary<string, string> env)
     {
         var token = await KeystoneEnv.TokenAsync(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
         var c = host.App.GetTestClient();
@@ -121,7 +121,7 @@ public sealed class OpenStackIntegrationTests
         return c;
     }
 
-    private static OpenStackTenantView TenantView(Dictionary<string, string> env)
+    internal static OpenStackTenantView TenantView(Dictionary<string, string> env)
         => OpenStackTenantView.Create(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
 
     private static async Task<JsonNode> WaitForStatusAsync(HttpClient c, string uuid, string expected, TimeSpan timeout)

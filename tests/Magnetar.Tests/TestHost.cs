@@ -47,7 +47,8 @@ public sealed class TestHost : IAsyncDisposable
 
     public static string? PostgresConnectionString => Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES");
 
-    public static async Task<TestHost> StartAsync(Db db, string? dataDir = null, string? pgDatabase = null, Dictionary<string, string?>? settings = null)
+    public static async Task<TestHost> StartAsync(Db db, string? dataDir = null, string? pgDatabase = null, Dictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? services = null)
     {
         dataDir ??= Directory.CreateTempSubdirectory("magnetar-test-").FullName;
         var args = new List<string>
@@ -80,6 +81,7 @@ public sealed class TestHost : IAsyncDisposable
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args.ToArray(), EnvironmentName = "Testing" });
         builder.WebHost.UseTestServer();
         MagnetarHost.Configure(builder);
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         MagnetarHost.Configure(app);
         await app.StartAsync();
