@@ -99,6 +99,10 @@ public sealed class OpenStackCliIntegrationTests : IAsyncLifetime
         // Create 3 masters + 1 worker; kill Magnetar as soon as the first server exists, start it again.
         await Ok("coe", "cluster", "create", name, "--cluster-template", name, "--master-count", "3", "--node-count", "1");
         var uuid = (await Ok("coe", "cluster", "show", name, "-f", "json"))["uuid"]!.GetValue<string>();
+        // And beside it, through the same crash, a 1-master/2-worker cluster.
+        var small = name + "-s";
+        await Ok("coe", "cluster", "create", small, "--cluster-template", name, "--master-count", "1", "--node-count", "2");
+        var smallUuid = (await Ok("coe", "cluster", "show", small, "-f", "json"))["uuid"]!.GetValue<string>();
         var tag = OpenStackCloudProvider.Tag(uuid);
         var bootVolumes = new List<string>();
         try
@@ -107,6 +111,23 @@ public sealed class OpenStackCliIntegrationTests : IAsyncLifetime
             await _server.KillAsync();
             await _server.StartAsync();
             var cluster = await WaitFor(name, "CREATE_COMPLETE", 420);
+
+            // The small cluster: 1 master and 2 workers of the template's flavors, its load balancer in front of the master.
+            await WaitFor(small, "CREATE_COMPLETE", 300);
+            var smallServers = await demo.Compute.ListServersByTagAsync(OpenStackCloudProvider.Tag(smallUuid), default);
+            Assert.Equal([$"{small}-default-master-0", $"{small}-default-worker-0", $"{small}-default-worker-1"], smallServers.Select(s => s.Name).Order());
+            Assert.Equal(["m1.medium", "m1.small", "m1.small"], smallServers.OrderBy(s => s.Name).Select(s => s.Flavor?.OriginalName));
+            var smallLb = (await demo.Lb.ListLoadBalancersAsync($"name={OpenStackCloudProvider.LoadBalancerName(smallUuid)}", default)).Single();
+            Assert.Equal(smallServers.Single(s => s.Name.Contains("master")).FixedAddress,
+                Assert.Single(await demo.Lb.ListMembersAsync(smallLb.Pools!.Single().Id, default)).Address);
+            // A port the tenant made by hand on the cluster's network, holding the cluster's security group: the delete
+            // must remove it rather than fail on the group with Neutron's 409 "in use".
+            var smallNetwork = (await demo.Network.ListNetworksAsync("", default)).Single(n => n.Tags?.Contains(OpenStackCloudProvider.Tag(smallUuid)) == true);
+            var smallGroup = (await demo.Network.ListSecurityGroupsAsync("", default)).First(g => g.Tags?.Contains(OpenStackCloudProvider.Tag(smallUuid)) == true);
+            var stray = await OpenStackCli.ExecAsync("openstack", _home, OpenStackCli.ReadOpenrc(OpenStackEnv.Sibling("openrc-demo")),
+                ["port", "create", "--network", smallNetwork.Id, "--security-group", smallGroup.Id, "stray-port", "-f", "json"]);
+            Assert.True(stray.ExitCode == 0, stray.Stderr);
+            await Ok("coe", "cluster", "delete", small);
 
             // No duplicates after the crash, and every resource as asked.
             var servers = await demo.Compute.ListServersByTagAsync(tag, default);
@@ -195,6 +216,8 @@ public sealed class OpenStackCliIntegrationTests : IAsyncLifetime
             await WaitUntil(async () => !(await Ok("coe", "cluster", "list", "-f", "json")).AsArray().Any(c => c!["uuid"]!.GetValue<string>() == uuid), 420, "the cluster to be deleted");
         }
         Assert.Empty(await demo.ClusterResourcesAsync(uuid));
+        await WaitUntil(async () => !(await Ok("coe", "cluster", "list", "-f", "json")).AsArray().Any(c => c!["uuid"]!.GetValue<string>() == smallUuid), 300, "the small cluster to be deleted");
+        Assert.Empty(await demo.ClusterResourcesAsync(smallUuid));
         // Boot volumes go with their servers (delete_on_termination), which Cinder finishes asynchronously.
         var leaked = new List<string>();
         await WaitUntil(async () =>
