@@ -159,7 +159,7 @@ public static class ClustersApi
         cluster.StatusReason = "Cluster accepted; creating its cloud credential";
         ctx.Db.Clusters.Add(cluster);
         // The CA is born with the cluster (one transaction): the API can serve it at once and no conductor pass races to create it.
-        await certs.EnsureCaAsync(ctx.Db, cluster, ct);
+        await certs.EnsureCaAsync(ctx.Db, cluster, ct, nodeSecrets: false);
         try { await ctx.Db.SaveChangesAsync(ct); }
         catch (DbUpdateException)
         {

@@ -553,16 +553,25 @@ public abstract class ApiContractTests(HostFixture fixture)
         var t = await Clusters.CreateTemplateAsync(demo);
         var uuid = await Clusters.CreateClusterAsync(demo, t["uuid"]!.GetValue<string>());
         await demo.GetAsync($"/v1/certificates/{uuid}").ExpectAsync(200);
+        await Clusters.WaitForStatusAsync(demo, uuid, "CREATE_COMPLETE"); // the conductor adds the node secrets
         await using var scope = Host.App.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<MagnetarDbContext>();
         var conn = db.Database.GetDbConnection();
         await conn.OpenAsync();
         await using var cmd = conn.CreateCommand();
-        cmd.CommandText = $"SELECT \"ProtectedPrivateKey\" FROM cluster_cas WHERE \"ClusterUuid\" = '{uuid}'";
-        var raw = (string)(await cmd.ExecuteScalarAsync())!;
-        Assert.StartsWith("mg1:", raw);
-        Assert.DoesNotContain("PRIVATE KEY", raw);
-        Assert.DoesNotContain("MII", raw);
+        cmd.CommandText = $"SELECT \"CaType\", \"CertificatePem\", \"ProtectedPrivateKey\" FROM cluster_cas WHERE \"ClusterUuid\" = '{uuid}' ORDER BY \"CaType\"";
+        var rows = new List<(string Type, string Public, string Sealed)>();
+        await using (var reader = await cmd.ExecuteReaderAsync())
+            while (await reader.ReadAsync()) rows.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        Assert.Equal(["etcd", "front-proxy", "kubeadm-token", "kubernetes", "service-account"], rows.Select(r => r.Type));
+        foreach (var (type, pub, raw) in rows)
+        {
+            Assert.StartsWith("mg1:", raw);
+            Assert.DoesNotContain("PRIVATE KEY", raw);
+            Assert.DoesNotContain("MII", raw);
+            Assert.DoesNotContain("PRIVATE KEY", pub);
+        }
+        Assert.Matches("^[a-z0-9]{6}$", rows.Single(r => r.Type == "kubeadm-token").Public); // only the token's public id
     }
 
     // ---------- quotas, stats, services ----------
