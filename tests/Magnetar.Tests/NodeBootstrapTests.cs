@@ -226,6 +226,18 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         }
         Assert.Equal(0L, Scalar("SELECT COUNT(*) FROM node_credentials"));
         Assert.Equal(0L, Scalar("SELECT COUNT(*) FROM node_states"));
+
+        // No secret in the server's log: not the credentials, not the keys, not the kubeadm token.
+        var log = _server!.Log;
+        Assert.DoesNotContain("PRIVATE KEY", log);
+        Assert.DoesNotContain("mgb1.", log);
+        foreach (var (name, node) in booted)
+        {
+            Assert.DoesNotContain(node.File("etc/magnetar/report-token").Trim().Split('.')[2], log);
+            var token = System.Text.RegularExpressions.Regex.Match(node.File("etc/kubernetes/magnetar/kubeadm.yaml"), "token: ([a-z0-9]{6}\\.[a-z0-9]{16})").Groups[1].Value;
+            Assert.NotEmpty(token);
+            Assert.DoesNotContain(token.Split('.')[1], log);
+        }
     }
 
     // ---------------------------------------------------------------- helpers

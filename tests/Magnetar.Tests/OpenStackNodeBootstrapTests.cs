@@ -88,6 +88,12 @@ public sealed class OpenStackNodeBootstrapTests
                     var credentials = await tenant.Identity.ListApplicationCredentialsAsync(tenant.Session.UserId!, $"magnetar-{uuid}", default);
                     var cloudConfig = node.File("etc/kubernetes/magnetar/addons/20-cloud-config.yaml");
                     Assert.Contains(credentials.Single().Id, cloudConfig);
+                    // The credential's secret is in the node's bundle, and nowhere in Magnetar's log.
+                    var conf = k8s.KubernetesYaml.LoadAllFromString(cloudConfig).OfType<k8s.Models.V1Secret>().Single();
+                    var ini = conf.StringData?["cloud.conf"] ?? System.Text.Encoding.UTF8.GetString(conf.Data["cloud.conf"]);
+                    var secret = System.Text.RegularExpressions.Regex.Match(ini, "application-credential-secret *= *\"?([^\"\\n]+)").Groups[1].Value;
+                    Assert.True(secret.Length >= 16, cloudConfig.Contains("application-credential-secret") ? "secret not parsed" : "no secret in cloud.conf");
+                    Assert.DoesNotContain(secret, server.Log);
                     Assert.Contains(env["KEYSTONE_URL"], cloudConfig);
                     Assert.Equal("600", Convert.ToString((int)File.GetUnixFileMode(node.Path("etc/kubernetes/magnetar/addons/20-cloud-config.yaml")) & 0x1FF, 8));
                     var addons = Directory.GetFiles(node.Path("etc/kubernetes/magnetar/addons")).Select(Path.GetFileName).Order().ToList();
