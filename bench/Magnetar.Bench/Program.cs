@@ -25,7 +25,8 @@ var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();
 var url = $"http://127.0.0.1:{port}";
 string? pgDb = null;
-var serverArgs = new List<string> { serverDll, "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning" };
+// Throughput is the measurement: the per-project rate limit would be measured instead.
+var serverArgs = new List<string> { serverDll, "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning", "--Magnetar:Api:RateLimitPerSecond=0" };
 DatabaseOptions dbOptions;
 if (dbKind == "postgres")
 {

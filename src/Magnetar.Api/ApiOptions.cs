@@ -11,4 +11,8 @@ public sealed class ApiOptions
     public int DefaultMaxClustersPerProject { get; set; } = 20;
     /// <summary>Largest accepted request body, in bytes.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+    /// <summary>Requests per second each project may make on average (a token bucket per project; 0 turns limiting off).</summary>
+    public int RateLimitPerSecond { get; set; } = 50;
+    /// <summary>How many requests a project may make at once above that rate.</summary>
+    public int RateLimitBurst { get; set; } = 200;
 }

@@ -116,6 +116,7 @@ public static class MagnetarHost
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMagnetarIdentity(config);
         builder.Services.AddMagnumApi(apiOptions);
+        builder.Services.AddMagnumRateLimits(apiOptions);
 
         // Secrets at rest (CA keys): keys from configuration, or a key file in the data directory.
         var secretOptions = config.GetSection("Magnetar:Secrets").Get<SecretProtectionOptions>();
@@ -197,6 +198,7 @@ public static class MagnetarHost
         app.UseMagnumApi();
         app.UseRouting();
         app.UseTokenAuthentication();
+        app.UseMagnumRateLimits(app.Services.GetRequiredService<ApiOptions>());
         app.MapGet("/healthz", () => Results.Text("ok"));
         if (app.Configuration.GetValue("Magnetar:Metrics:Prometheus", true)) app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapBuiltInIdentity();

@@ -59,6 +59,8 @@ public sealed class TestHost : IAsyncDisposable
             "--Magnetar:Conductor:LeaseSeconds=5",
             "--Magnetar:PublicUrl=http://magnetar.test",
             "--Logging:LogLevel:Default=Warning",
+            // Tests fire requests far faster than a tenant: the per-project limit is tested on its own (RateLimitTests).
+            "--Magnetar:Api:RateLimitPerSecond=0",
         };
         if (db == Db.Postgres)
         {
