@@ -7,6 +7,8 @@ public sealed class SimulatedCloudOptions
 {
     /// <summary>How long one simulated cloud step takes (a network, a security group…); servers take two steps.</summary>
     public int StepDelayMs { get; set; } = 1500;
+    /// <summary>How long every reconcile or delete pass spends "talking to the cloud" (a real cloud's API latency; 0: none).</summary>
+    public int ApiLatencyMs { get; set; }
     /// <summary>The simulated Glance's images (by name), Nova's flavors and Neutron's external networks.</summary>
     public List<string> Images { get; set; } = ["fedora-coreos-40", "fedora-coreos-latest", "ubuntu-24.04", "ubuntu-22.04", "flatcar-stable"];
     public List<string> Flavors { get; set; } = ["m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "g1.large", "ds1G", "ds2G", "ds4G"];

@@ -49,6 +49,7 @@ public sealed class SimulatedCloudProvider(
 
     public async Task<ClusterObservation> ReconcileAsync(ClusterSpec spec, CancellationToken ct)
     {
+        if (options.ApiLatencyMs > 0) await Task.Delay(options.ApiLatencyMs, ct);
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();
         var rows = await db.SimulatedResources.Where(r => r.ClusterUuid == spec.ClusterUuid).ToListAsync(ct);
@@ -214,6 +215,7 @@ public sealed class SimulatedCloudProvider(
 
     public async Task<DeletionObservation> DeleteAsync(ClusterRef cluster, CancellationToken ct)
     {
+        if (options.ApiLatencyMs > 0) await Task.Delay(options.ApiLatencyMs, ct);
         var clusterUuid = cluster.Uuid;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();

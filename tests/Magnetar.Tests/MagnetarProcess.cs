@@ -64,6 +64,17 @@ public sealed class MagnetarProcess : IAsyncDisposable
         lock (_log) _log.AppendLine($"--- killed {DateTime.UtcNow:HH:mm:ss.fff}");
     }
 
+    /// <summary>SIGTERM: a graceful stop (in-flight passes are cancelled and their leases handed back).</summary>
+    public async Task TerminateAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString()])!) await kill.WaitForExitAsync();
+            await _process.WaitForExitAsync();
+        }
+        lock (_log) _log.AppendLine($"--- terminated {DateTime.UtcNow:HH:mm:ss.fff}");
+    }
+
     public async ValueTask DisposeAsync() => await KillAsync();
 
     public static int FreePort()
