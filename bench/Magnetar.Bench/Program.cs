@@ -12,6 +12,7 @@ using Microsoft.EntityFrameworkCore;
 // throughput of GET /v1/clusters, GET /v1/clusters/detail and POST+DELETE /v1/clustertemplates.
 // usage: Magnetar.Bench --server <path/magnetar.dll> [--db sqlite|postgres] [--pg <conn string>] [--clusters 10000]
 //                       [--requests 200] [--concurrency 4] [--out results.md]
+//        Magnetar.Bench --mode load --server <dll> --pg <conn string> [--replicas 2] [--clients 200] [--seconds 60] [--out results.md]
 
 var opts = ParseArgs(args);
 var serverDll = opts.GetValueOrDefault("server") ?? throw new ArgumentException("--server <path to magnetar.dll> is required");
@@ -20,6 +21,8 @@ var clusters = int.Parse(opts.GetValueOrDefault("clusters") ?? "10000");
 var requests = int.Parse(opts.GetValueOrDefault("requests") ?? "200");
 var concurrency = int.Parse(opts.GetValueOrDefault("concurrency") ?? "4");
 var outFile = opts.GetValueOrDefault("out");
+
+if (opts.GetValueOrDefault("mode") == "load") return await LoadBench.RunAsync(opts);
 
 var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();

@@ -37,20 +37,7 @@ public static class ClusterPki
     /// keyCertSign|cRLSign|digitalSignature, 10 years by default.
     /// </summary>
     public static CertificateAuthorityMaterial CreateCertificateAuthority(string clusterName, string clusterUuid, TimeSpan? validity = null)
-    {
-        using var key = RSA.Create(2048);
-        var name = new X500DistinguishedNameBuilder();
-        name.AddCommonName(string.IsNullOrWhiteSpace(clusterName) ? clusterUuid : clusterName);
-        name.AddOrganizationalUnitName(clusterUuid);
-        var request = new CertificateRequest(name.Build(), key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(
-            X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign | X509KeyUsageFlags.DigitalSignature, true));
-        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
-        var now = DateTimeOffset.UtcNow;
-        using var cert = request.CreateSelfSigned(now.AddMinutes(-5), now + (validity ?? TimeSpan.FromDays(3650)));
-        return new CertificateAuthorityMaterial(cert.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
-    }
+        => CreateNamedAuthority(string.IsNullOrWhiteSpace(clusterName) ? clusterUuid : clusterName, clusterUuid, validity);
 
     /// <summary>
     /// A CA for one of kubeadm's other trust domains (etcd-ca, front-proxy-ca): RSA 2048, CA:true pathlen 0,
