@@ -52,14 +52,28 @@ static class LoadBench
                 c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
                 return c;
             }).ToList();
-            var template = (await (await http[0].PostAsync("/v1/clustertemplates", Json("""{"name": "load", "coe": "kubernetes", "image_id": "fedora-coreos-40", "external_network_id": "public", "flavor_id": "m1.small", "master_flavor_id": "m1.medium"}"""))).Content.ReadFromJsonAsync<JsonObject>())!["uuid"]!.GetValue<string>();
-            await http[0].PostAsync("/v1/quotas", Json($$"""{"project_id": "{{(await http[0].GetFromJsonAsync<JsonObject>($"/v1/clustertemplates/{template}"))!["project_id"]}}", "resource": "Cluster", "hard_limit": 100000}"""));
+            async Task<JsonObject> Expect(Task<HttpResponseMessage> call, int status)
+            {
+                using var r = await call;
+                var text = await r.Content.ReadAsStringAsync();
+                if ((int)r.StatusCode != status) throw new InvalidOperationException($"setup: {(int)r.StatusCode} {text}");
+                return JsonNode.Parse(text)!.AsObject();
+            }
+            var template = (await Expect(http[0].PostAsync("/v1/clustertemplates", Json("""{"name": "load", "coe": "kubernetes", "image_id": "fedora-coreos-40", "external_network_id": "public", "flavor_id": "m1.small", "master_flavor_id": "m1.medium"}""")), 201))["uuid"]!.GetValue<string>();
+            // Quotas are admin business: lift the demo project's cluster quota with the admin's token.
+            var adminRc = File.ReadAllLines(Path.Combine(dataDir, "openrc")).Where(l => l.StartsWith("export ")).Select(l => l[7..].Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+            var adminAuth = await setup.PostAsJsonAsync("/identity/v3/auth/tokens", Magnetar.Identity.KeystoneRequests.PasswordAuth(adminRc["OS_USERNAME"], adminRc["OS_PASSWORD"], adminRc["OS_PROJECT_NAME"]));
+            adminAuth.EnsureSuccessStatusCode();
+            var demoProject = (await auth.Content.ReadFromJsonAsync<JsonObject>())!["token"]!["project"]!["id"]!.GetValue<string>();
+            using (var adminReq = new HttpRequestMessage(HttpMethod.Post, "/v1/quotas") { Content = Json($$"""{"project_id": "{{demoProject}}", "resource": "Cluster", "hard_limit": 100000}""") })
+            {
+                adminReq.Headers.Add("X-Auth-Token", adminAuth.Headers.GetValues("X-Subject-Token").First());
+                adminReq.Headers.Add("OpenStack-API-Version", "container-infra latest");
+                await Expect(setup.SendAsync(adminReq), 201);
+            }
             var known = new List<string>();
             for (var i = 0; i < Math.Min(seedClusters, 200); i++)
-            {
-                var r = await http[i % replicas].PostAsync("/v1/clusters", Json($$"""{"name": "seed-{{i}}", "cluster_template_id": "{{template}}", "node_count": 1}"""));
-                known.Add((await r.Content.ReadFromJsonAsync<JsonObject>())!["uuid"]!.GetValue<string>());
-            }
+                known.Add((await Expect(http[i % replicas].PostAsync("/v1/clusters", Json($$"""{"name": "seed-{{i}}", "cluster_template_id": "{{template}}", "node_count": 1}""")), 202))["uuid"]!.GetValue<string>());
             Line($"- setup: {known.Count} clusters created through the API before the run (they complete on the simulated cloud while the load runs)");
 
             var ops = new[] { "list clusters", "show cluster", "list templates", "template create+delete", "cluster create", "cluster delete" };
