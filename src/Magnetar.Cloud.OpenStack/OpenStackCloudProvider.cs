@@ -383,7 +383,13 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // group would report the cluster complete and the nodegroup would never be observed gone).
             var ready = !ng.Deleting && servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;
             if (ng.Deleting) _deletingGroups.Add(ng.Name);
-            else if (!ready) _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE" + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
+            else if (!ready)
+            {
+                var pending = servers.Where(s => s.Status != "ACTIVE").Select(s => $"{s.Name} {s.Status}").ToList();
+                _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE"
+                    + (pending.Count > 0 ? $" ({string.Join(", ", pending.Take(3))}{(pending.Count > 3 ? $" and {pending.Count - 3} more" : "")})" : "")
+                    + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
+            }
             var gone = ng.Deleting && servers.Count == 0 && leaving.Count == 0;
             if (gone && serverGroup is null)
             {

@@ -96,6 +96,37 @@ public sealed class OpenStackFaultTests
     }
 
     [OpenStackFact]
+    public async Task A_server_stuck_in_build_fails_the_cluster_at_its_create_timeout_naming_the_wait_and_it_deletes_cleanly()
+    {
+        var faults = new CloudFaults(seed: 3);
+        // Nova's answers about servers say BUILD where the real ones are ACTIVE: they never finish building.
+        faults.Rules.Add(new CloudFaults.Rule("servers stuck in BUILD", "GET", "/servers(/detail|/[0-9a-f-]{36})$", CloudFaults.Kind.Rewrite)
+        {
+            RewriteBody = body => Regex.Replace(body, "\"status\":\\s*\"ACTIVE\"", "\"status\": \"BUILD\""),
+        });
+        var (host, env) = await StartAsync(faults);
+        await using var _ = host;
+        var view = TenantView(env);
+        var c = await TenantAsync(host, env);
+        var template = await c.PostJson("/v1/clustertemplates", """
+            {"name": "stuck", "image_id": "fedora-coreos-40", "external_network_id": "public", "coe": "kubernetes",
+             "flavor_id": "m1.tiny", "master_flavor_id": "m1.tiny", "network_driver": "calico", "master_lb_enabled": false, "floating_ip_enabled": false}
+            """).ExpectAsync(201);
+        var uuid = (string)(await c.PostJson("/v1/clusters", $$"""{"name": "stuck", "cluster_template_id": "{{template["uuid"]}}", "node_count": 1, "create_timeout": 1}""").ExpectAsync(202))["uuid"]!;
+        var started = DateTime.UtcNow;
+        var cluster = await WaitWhileAsync(c, uuid, "CREATE_IN_PROGRESS");
+        Assert.Equal("CREATE_FAILED", (string?)cluster["status"]);
+        var reason = (string)cluster["status_reason"]!;
+        Assert.StartsWith("timed out after 1 minutes; last progress: ", reason);
+        Assert.Matches("stuck-default-(master|worker)-0 BUILD", reason); // names the servers it was waiting for
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromMinutes(2.5), $"{DateTime.UtcNow - started}");
+        Assert.True(faults.Rules[0].Hits > 0);
+        faults.Rules[0].Enabled = false;
+        await DeleteAndCheckAsync(c, view, uuid, withLb: false);
+        await c.DeleteAsync($"/v1/clustertemplates/{template["uuid"]}");
+    }
+
+    [OpenStackFact]
     public async Task A_credential_keystone_made_but_never_answered_with_is_revoked_and_the_create_leaves_nothing()
     {
         var faults = new CloudFaults(seed: 7);
