@@ -260,6 +260,9 @@ public sealed class OpenStackIntegrationTests
                 {"name": "{{project}}-ok", "image_id": "fedora-coreos-40", "external_network_id": "public", "coe": "kubernetes",
                  "flavor_id": "m1.tiny", "master_flavor_id": "m1.tiny", "network_driver": "calico", "master_lb_enabled": false, "floating_ip_enabled": false}
                 """).ExpectAsync(201);
+            // A flavor Nova does not have, named at cluster create: refused before anything is made, as Magnum does.
+            var noFlavor = await c.PostJson("/v1/clusters", $$"""{"name": "noflavor", "cluster_template_id": "{{ok["uuid"]}}", "node_count": 1, "flavor_id": "no-such-flavor"}""").ExpectAsync(400);
+            Assert.Contains("no-such-flavor", noFlavor.ErrorDetail());
             var created = await c.PostJson("/v1/clusters", $$"""{"name": "overquota", "cluster_template_id": "{{ok["uuid"]}}", "node_count": 2}""").ExpectAsync(202);
             var uuid = (string)created["uuid"]!;
             var deadline = DateTime.UtcNow.AddMinutes(4);
