@@ -3,6 +3,7 @@ using Magnetar.Conductor;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Magnetar.Api;
 
@@ -19,21 +20,23 @@ public static class BootstrapApi
     public static void Map(IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/bootstrap/v1");
+        g.AddEndpointFilter(async (context, next) =>
+            context.HttpContext.Request.IsHttps || context.HttpContext.RequestServices.GetRequiredService<BootstrapOptions>().AllowInsecureHttp
+                ? await next(context)
+                : Error(403, "the bootstrap endpoint requires TLS"));
         g.MapPost("/bundle", Bundle);
         g.MapPost("/report", Report);
     }
 
-    private static async Task<IResult> Bundle(HttpContext http, NodeBootstrapper bootstrapper, BootstrapOptions options, CancellationToken ct)
+    private static async Task<IResult> Bundle(HttpContext http, NodeBootstrapper bootstrapper, CancellationToken ct)
     {
-        if (!http.Request.IsHttps && !options.AllowInsecureHttp) return Error(403, "the bootstrap endpoint requires TLS");
         var r = await bootstrapper.RedeemAsync(http.Request.Headers.Authorization.ToString(), ct);
         if (r.Bundle is null) return Error(r.StatusCode, r.Message ?? "refused", r.StatusCode == 503 ? 10 : null, http);
         return Results.File(r.Bundle, "application/gzip", "bundle.tar.gz");
     }
 
-    private static async Task<IResult> Report(HttpContext http, NodeBootstrapper bootstrapper, BootstrapOptions options, CancellationToken ct)
+    private static async Task<IResult> Report(HttpContext http, NodeBootstrapper bootstrapper, CancellationToken ct)
     {
-        if (!http.Request.IsHttps && !options.AllowInsecureHttp) return Error(403, "the bootstrap endpoint requires TLS");
         var buffer = new byte[MaxReportBody];
         var total = 0;
         int n;

@@ -154,7 +154,7 @@ public sealed class SimulatedCloudProvider(
                     var server = Ensure(Kinds.Server, $"{spec.ClusterName}-{ng.Name}-{i}", ng.Name, steps: 2,
                         address: () => NextFixedAddress(rows));
                     if (spec.FloatingIpEnabled) server.FloatingAddress = FloatingAddress(spec.ClusterUuid, 10 + AddressHost(server.Address));
-                    if (server.UserData is null && server.CreatedAt == now)
+                    if (db.Entry(server).State == EntityState.Added)
                     {
                         // Just requested: render its user-data once, as Nova receives it once at server create.
                         server.UserData = await ng.UserData(server.Name, ct);

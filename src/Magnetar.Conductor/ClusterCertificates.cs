@@ -71,11 +71,14 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     public async Task<ClusterNodeSecrets> GetNodeSecretsAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
         CertificateAuthorityMaterial Ca(ClusterCertificateAuthority row) => new(row.CertificatePem, protector.Unprotect(row.ProtectedPrivateKey, Purpose(cluster.Uuid, row.CaType)));
-        var ca = await LoadOrCreateAsync(db, cluster, ct);
-        var etcd = await LoadOrCreateAsync(db, cluster, ct, EtcdCaType);
-        var frontProxy = await LoadOrCreateAsync(db, cluster, ct, FrontProxyCaType);
-        var sa = await LoadOrCreateAsync(db, cluster, ct, ServiceAccountType);
-        var token = await LoadOrCreateAsync(db, cluster, ct, BootstrapTokenType);
+        // One read for all of them (the conductor made them with the cluster); only a missing one costs more.
+        var rows = await db.CertificateAuthorities.AsNoTracking().Where(c => c.ClusterUuid == cluster.Uuid).ToDictionaryAsync(c => c.CaType, ct);
+        async Task<ClusterCertificateAuthority> Get(string type) => rows.GetValueOrDefault(type) ?? await LoadOrCreateAsync(db, cluster, ct, type);
+        var ca = await Get(CaType);
+        var etcd = await Get(EtcdCaType);
+        var frontProxy = await Get(FrontProxyCaType);
+        var sa = await Get(ServiceAccountType);
+        var token = await Get(BootstrapTokenType);
         return new ClusterNodeSecrets(Ca(ca), Ca(etcd), Ca(frontProxy),
             new ServiceAccountKeyPair(protector.Unprotect(sa.ProtectedPrivateKey, Purpose(cluster.Uuid, ServiceAccountType)), sa.CertificatePem),
             protector.Unprotect(token.ProtectedPrivateKey, Purpose(cluster.Uuid, BootstrapTokenType)));

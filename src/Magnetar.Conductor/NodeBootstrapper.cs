@@ -41,6 +41,7 @@ public sealed class NodeBootstrapper(
     ISecretProtector secrets,
     IUserDataRenderer renderer,
     BootstrapOptions options,
+    ConductorOptions conductorOptions,
     ReconcileSignal signal,
     TimeProvider time,
     ILogger<NodeBootstrapper> logger)
@@ -84,8 +85,7 @@ public sealed class NodeBootstrapper(
 
         var packages = cluster.Labels.GetValueOrDefault("kube_package_source") ?? options.PackageSource;
         return renderer.Render(new NodeBootstrapContext(cluster.Uuid, cluster.Name, nodeGroup.Name, nodeName,
-            role switch { RoleInit => KubeadmRole.Init, RoleControlPlane => KubeadmRole.JoinControlPlane, _ => KubeadmRole.Worker },
-            kubernetesVersion, BootstrapUrl, token, _caPem.Value, packages));
+            KubeadmRoleOf(role), kubernetesVersion, BootstrapUrl, token, _caPem.Value, packages));
     }
 
     /// <summary>
@@ -111,9 +111,8 @@ public sealed class NodeBootstrapper(
         var consumed = await db.NodeCredentials.Where(c => c.Id == credential.Id && c.UsedAt == null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.UsedAt, now), ct);
         if (consumed == 0) return BootstrapResponse.Refused("this bootstrap credential was already used");
-        await db.SaveChangesAsync(ct); // the report credential
         AddEvent(db, cluster.Uuid, "Normal", "NodeBundleFetched", $"node {state.NodeName} fetched its bootstrap bundle ({state.Role})");
-        await db.SaveChangesAsync(ct);
+        await db.SaveChangesAsync(ct); // the bundle's report credential and the event
         logger.LogInformation("Cluster {Uuid}: node {Node} fetched its bootstrap bundle ({Role})", cluster.Uuid, state.NodeName, state.Role);
         return new BootstrapResponse(200, null, bundle);
     }
@@ -222,7 +221,7 @@ public sealed class NodeBootstrapper(
         var template = await db.ClusterTemplates.AsNoTracking().FirstOrDefaultAsync(t => t.Uuid == cluster.ClusterTemplateId, ct);
         var networkDriver = template?.NetworkDriver ?? "calico";
         var labels = cluster.Labels;
-        var version = Labels.KubernetesVersion(labels, "v1.31.1");
+        var version = Labels.KubernetesVersion(labels, conductorOptions.DefaultKubernetesVersion);
         var node = await certificates.GetNodeSecretsAsync(db, cluster, ct);
         var endpoint = $"{api.Host}:{(api.IsDefaultPort ? KubeadmConfigRenderer.ApiServerPort : api.Port)}";
         var sans = new List<string> { api.Host };
@@ -232,7 +231,7 @@ public sealed class NodeBootstrapper(
         var kubeadm = KubeadmConfigRenderer.Render(new KubeadmInputs(
             cluster.Name, version, endpoint, sans, Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), Labels.DnsDomain(labels),
             state.NodeName,
-            state.Role switch { RoleInit => KubeadmRole.Init, RoleControlPlane => KubeadmRole.JoinControlPlane, _ => KubeadmRole.Worker },
+            KubeadmRoleOf(state.Role),
             node.BootstrapToken, ClusterPki.CaCertHash(node.ClusterCa.CertificatePem),
             ExternalCloudProvider: cloud is not null, options.BootstrapTokenTtl));
 
@@ -271,6 +270,13 @@ public sealed class NodeBootstrapper(
         return new OpenStackCloudConfig(options.CloudAuthUrl, options.CloudRegion, row.CredentialId, secret,
             template?.ExternalNetworkId, SubnetId: null, NetworkId: null);
     }
+
+    private static KubeadmRole KubeadmRoleOf(string role) => role switch
+    {
+        RoleInit => KubeadmRole.Init,
+        RoleControlPlane => KubeadmRole.JoinControlPlane,
+        _ => KubeadmRole.Worker,
+    };
 
     private const UnixFileMode Public = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite;

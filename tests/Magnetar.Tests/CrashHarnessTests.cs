@@ -25,7 +25,7 @@ public sealed class CrashHarnessTests(ITestOutputHelper output)
             "--Magnetar:Cloud:Simulated:StepDelayMs=60", "--Magnetar:Conductor:PollIntervalMs=50", "--Magnetar:Conductor:LeaseSeconds=2",
             "--Magnetar:Api:RateLimitPerSecond=0");
         await server.StartAsync(() => File.Exists(Path.Combine(server.DataDir, "openrc-demo")));
-        using var c = await ClientAsync(url, server.DataDir);
+        using var c = await server.ClientAsync();
         var template = (string)(await Send(c, HttpMethod.Post, "/v1/clustertemplates", """
             {"name": "crash", "coe": "kubernetes", "image_id": "fedora-coreos-40", "external_network_id": "public", "flavor_id": "m1.small",
              "master_flavor_id": "m1.medium", "network_driver": "calico", "master_lb_enabled": true}
@@ -132,29 +132,5 @@ public sealed class CrashHarnessTests(ITestOutputHelper output)
         var text = await resp.Content.ReadAsStringAsync();
         Assert.True((int)resp.StatusCode == expect, $"{method} {path}: {(int)resp.StatusCode} {text}");
         return string.IsNullOrEmpty(text) ? new JsonObject() : JsonNode.Parse(text)!;
-    }
-
-    private static async Task<HttpClient> ClientAsync(string url, string dataDir)
-    {
-        var rc = OpenStackCli.ReadOpenrc(Path.Combine(dataDir, "openrc-demo"));
-        using var anon = new HttpClient();
-        var auth = new JsonObject
-        {
-            ["auth"] = new JsonObject
-            {
-                ["identity"] = new JsonObject
-                {
-                    ["methods"] = new JsonArray("password"),
-                    ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = rc["OS_USERNAME"], ["domain"] = new JsonObject { ["id"] = "default" }, ["password"] = rc["OS_PASSWORD"] } },
-                },
-                ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = rc["OS_PROJECT_NAME"], ["domain"] = new JsonObject { ["id"] = "default" } } },
-            },
-        }.ToJsonString();
-        var resp = await anon.PostAsync(url + "/identity/v3/auth/tokens", Json(auth));
-        Assert.Equal(HttpStatusCode.Created, resp.StatusCode);
-        var c = new HttpClient { BaseAddress = new Uri(url) };
-        c.DefaultRequestHeaders.Add("X-Auth-Token", resp.Headers.GetValues("X-Subject-Token").Single());
-        c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
-        return c;
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -62,6 +63,25 @@ public sealed class MagnetarProcess : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         lock (_log) _log.AppendLine($"--- killed {DateTime.UtcNow:HH:mm:ss.fff}");
+    }
+
+    /// <summary>
+    /// A client of this server's Magnum API, authenticated as a user of the built-in identity from an openrc the server
+    /// wrote (standalone mode), speaking the latest microversion.
+    /// </summary>
+    public async Task<HttpClient> ClientAsync(string openrc = "openrc-demo")
+    {
+        var api = Url.Split(';')[0];
+        var rc = OpenStackCli.ReadOpenrc(Path.Combine(DataDir, openrc));
+        using var anonymous = new HttpClient();
+        using var auth = await anonymous.PostAsJsonAsync(api + "/identity/v3/auth/tokens",
+            Magnetar.Identity.KeystoneRequests.PasswordAuth(rc["OS_USERNAME"], rc["OS_PASSWORD"], rc["OS_PROJECT_NAME"]));
+        if (auth.StatusCode != System.Net.HttpStatusCode.Created)
+            throw new InvalidOperationException($"token for {openrc}: {(int)auth.StatusCode} {await auth.Content.ReadAsStringAsync()}");
+        var client = new HttpClient { BaseAddress = new Uri(api) };
+        client.DefaultRequestHeaders.Add("X-Auth-Token", auth.Headers.GetValues("X-Subject-Token").Single());
+        client.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        return client;
     }
 
     /// <summary>SIGTERM: a graceful stop (in-flight passes are cancelled and their leases handed back).</summary>

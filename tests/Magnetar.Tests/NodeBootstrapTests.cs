@@ -48,23 +48,8 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
             $"--Magnetar:PublicUrl={_api}", "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=100");
         await _server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
 
-        var rc = OpenStackCli.ReadOpenrc(Path.Combine(data, "openrc-demo"));
-        var auth = new JsonObject
-        {
-            ["auth"] = new JsonObject
-            {
-                ["identity"] = new JsonObject
-                {
-                    ["methods"] = new JsonArray("password"),
-                    ["password"] = new JsonObject { ["user"] = new JsonObject { ["name"] = rc["OS_USERNAME"], ["domain"] = new JsonObject { ["id"] = "default" }, ["password"] = rc["OS_PASSWORD"] } },
-                },
-                ["scope"] = new JsonObject { ["project"] = new JsonObject { ["name"] = rc["OS_PROJECT_NAME"], ["domain"] = new JsonObject { ["id"] = "default" } } },
-            },
-        };
-        var resp = await _http.PostAsync(_api + "/identity/v3/auth/tokens", new StringContent(auth.ToJsonString(), Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.Created, resp.StatusCode);
-        _http.DefaultRequestHeaders.Add("X-Auth-Token", resp.Headers.GetValues("X-Subject-Token").Single());
-        _http.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        _http.Dispose();
+        _http = await _server.ClientAsync();
         await Api(HttpMethod.Post, "/v1/clustertemplates", new JsonObject
         {
             ["name"] = "k8s", ["coe"] = "kubernetes", ["image_id"] = "fedora-coreos-40", ["external_network_id"] = "public",
