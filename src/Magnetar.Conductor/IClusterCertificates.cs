@@ -8,7 +8,7 @@ public interface IClusterCertificates
 {
     /// <summary>
     /// Creates the cluster CA if it does not exist yet (idempotent), and with <paramref name="nodeSecrets"/> the etcd and
-    /// front-proxy CAs, service-account key and kubeadm token too (the conductor's job: four more RSA keys do not belong
+    /// front-proxy CAs, service-account key and kubeadm token too (the conductor's job: three more RSA keys do not belong
     /// in the create request's latency). Changes are saved by the caller.
     /// </summary>
     Task EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true);
