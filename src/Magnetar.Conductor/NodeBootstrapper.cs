@@ -158,7 +158,7 @@ public sealed class NodeBootstrapper(
     {
         var now = time.GetUtcNow();
         var timeout = TimeSpan.FromSeconds(options.NodeReportTimeoutSeconds);
-        var within = options.NodeReportTimeoutSeconds % 60 == 0 ? $"{options.NodeReportTimeoutSeconds / 60} minutes" : $"{options.NodeReportTimeoutSeconds} seconds";
+        var within = options.NodeReportTimeoutSeconds switch { 60 => "1 minute", var n when n % 60 == 0 => $"{n / 60} minutes", var n => $"{n} seconds" };
         var leaving = cluster.NodeGroups.Where(n => n.DeleteRequested).Select(n => n.Name).ToHashSet();
         var expected = obs.NodeGroups.Where(g => !leaving.Contains(g.Name)).SelectMany(g => g.Nodes.Select(n => (Group: g.Name, Node: n.Name))).ToList();
         var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
@@ -171,19 +171,22 @@ public sealed class NodeBootstrapper(
         foreach (var gone in states.Where(s => !observed.Contains(s.NodeName) && s.Role != RoleInit && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
             db.NodeStates.Remove(gone);
 
+        // A node that said why it failed is named before one that went quiet: its reason is the precise one.
+        foreach (var (group, node) in expected)
+        {
+            if (states.FirstOrDefault(x => x.NodeName == node) is not { Failed: true } s) continue;
+            var failure = $"node {node} (nodegroup {group}, {s.Role}) failed at phase {s.Phase}"
+                + (s.ExitCode is null ? "" : $" with exit code {s.ExitCode}")
+                + (string.IsNullOrWhiteSpace(s.LogTail) ? "" : "; last log lines:\n" + LastLines(s.LogTail, 15));
+            return new NodeVerdict(failure, new HashSet<string>(), new ConditionObservation(ConditionTypes.NodesReady, false, "Failed", failure));
+        }
+
         var waiting = new List<string>();
         var waitingNodes = new HashSet<string>();
         foreach (var (group, node) in expected)
         {
             var s = states.FirstOrDefault(x => x.NodeName == node);
             if (s is null) { waiting.Add($"{node} (no bootstrap record)"); waitingNodes.Add(node); continue; }
-            if (s.Failed)
-            {
-                var failure = $"node {node} (nodegroup {group}, {s.Role}) failed at phase {s.Phase}"
-                    + (s.ExitCode is null ? "" : $" with exit code {s.ExitCode}")
-                    + (string.IsNullOrWhiteSpace(s.LogTail) ? "" : "; last log lines:\n" + LastLines(s.LogTail, 15));
-                return new NodeVerdict(failure, waitingNodes, new ConditionObservation(ConditionTypes.NodesReady, false, "Failed", failure));
-            }
             if (s.Phase == NodePhases.Ready) continue;
             var since = s.LastReportAt ?? s.CreatedAt;
             if (now - since > timeout)

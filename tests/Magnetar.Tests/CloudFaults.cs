@@ -37,6 +37,8 @@ public sealed class CloudFaults(int seed)
         public TimeSpan Delay { get; init; } = TimeSpan.FromSeconds(2);
         public Func<string, string>? RewriteBody { get; init; }
         public bool Enabled { get; set; } = true;
+        /// <summary>The bodies of the responses a LoseResponse rule withheld (the cloud did the work; the caller never heard).</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<string> LostResponses { get; } = new();
         private int _hits;
         public int Hits => Volatile.Read(ref _hits);
         internal bool TryHit(Random random)
@@ -88,8 +90,11 @@ internal sealed class FaultHandler(CloudFaults plan) : DelegatingHandler
             case CloudFaults.Kind.ResetBeforeSend:
                 throw new HttpRequestException($"connection reset (injected by CloudFaults: {rule.Name})", new IOException("Connection reset by peer"));
             case CloudFaults.Kind.LoseResponse:
-                using (await base.SendAsync(request, ct))
+                using (var lost = await base.SendAsync(request, ct))
+                {
+                    rule.LostResponses.Enqueue(await lost.Content.ReadAsStringAsync(ct));
                     throw new HttpRequestException($"response lost (injected by CloudFaults: {rule.Name})", new IOException("Connection reset by peer"));
+                }
             case CloudFaults.Kind.Delay:
                 await Task.Delay(rule.Delay, ct);
                 return await base.SendAsync(request, ct);

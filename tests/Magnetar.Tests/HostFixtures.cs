@@ -43,7 +43,7 @@ public static class Clusters
         return created["uuid"]!.GetValue<string>();
     }
 
-    public static async Task<JsonNode> WaitForStatusAsync(HttpClient c, string uuid, string status, int seconds = 30)
+    public static async Task<JsonNode> WaitForStatusAsync(HttpClient c, string uuid, string status, int seconds = 90)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         JsonNode? last = null;
@@ -59,7 +59,7 @@ public static class Clusters
         throw new Xunit.Sdk.XunitException($"cluster {uuid} did not reach {status}: {last?.ToJsonString()}");
     }
 
-    public static async Task WaitForGoneAsync(HttpClient c, string uuid, int seconds = 30)
+    public static async Task WaitForGoneAsync(HttpClient c, string uuid, int seconds = 90)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (DateTime.UtcNow < deadline)

@@ -23,7 +23,7 @@ namespace Magnetar.Tests;
 /// </summary>
 public sealed class NodeBootstrapTests : IAsyncLifetime
 {
-    private const int ReportTimeoutSeconds = 40;
+    private const int ReportTimeoutSeconds = 50;
     private readonly string _dir = Directory.CreateTempSubdirectory("node-bootstrap-").FullName;
     private MagnetarProcess? _server;
     private string _api = "", _bootstrap = "", _caFile = "";
