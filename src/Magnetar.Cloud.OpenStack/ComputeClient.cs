@@ -22,6 +22,8 @@ public sealed record Server(string Id, string Name, string Status, Dictionary<st
 {
     /// <summary>The first fixed IPv4 address on any network, or null while Nova has none.</summary>
     public string? FixedAddress => Addresses?.Values.SelectMany(a => a).FirstOrDefault(a => a.Version == 4 && a.Type != "floating")?.Addr;
+    /// <summary>Every address Nova lists for the server (fixed and floating, both families).</summary>
+    public IEnumerable<string> AllAddresses => Addresses?.Values.SelectMany(a => a).Select(a => a.Addr).Where(a => !string.IsNullOrEmpty(a)) ?? [];
 }
 public sealed record Flavor(string Id, string Name, int Vcpus, int Ram, int Disk);
 public sealed record ServerGroup(string Id, string Name, string? Policy, List<string>? Members);

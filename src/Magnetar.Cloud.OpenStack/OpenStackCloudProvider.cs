@@ -378,7 +378,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var failure = errored is null ? null
                 : $"nova: server {errored.Name} (id {errored.Id}, nodegroup {ng.Name}) went to ERROR: {errored.Fault?.Message ?? "no fault recorded"}";
             foreach (var s in servers.Where(s => s.FixedAddress is not null)) _fixedAddresses[s.Name] = s.FixedAddress!;
-            var nodes = servers.Select(s => new NodeObservation(s.Name, s.Id, floating.GetValueOrDefault(s.Id) ?? s.FixedAddress, s.Status)).ToList();
+            var nodes = servers.Select(s => new NodeObservation(s.Name, s.Id, floating.GetValueOrDefault(s.Id) ?? s.FixedAddress, s.Status,
+                s.AllAddresses.Concat(floating.TryGetValue(s.Id, out var f) ? [f] : Array.Empty<string>()).Distinct().ToList())).ToList();
             // A nodegroup being deleted is never "ready": only "gone" ends it (else the pass that deletes its server
             // group would report the cluster complete and the nodegroup would never be observed gone).
             var ready = !ng.Deleting && servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;

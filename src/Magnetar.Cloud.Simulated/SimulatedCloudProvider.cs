@@ -169,7 +169,8 @@ public sealed class SimulatedCloudProvider(
             failure ??= ngFailure;
             var leaving = rows.Where(r => r.Kind == Kinds.Server && r.NodeGroup == ng.Name && r.DeleteRequestedAt is not null).ToList();
             var nodes = servers.Select(s => new NodeObservation(s.Name, s.ResourceId,
-                spec.FloatingIpEnabled ? s.FloatingAddress ?? s.Address : s.Address, s.Status)).ToList();
+                spec.FloatingIpEnabled ? s.FloatingAddress ?? s.Address : s.Address, s.Status,
+                new[] { s.Address, s.FloatingAddress }.OfType<string>().ToList())).ToList();
             var ready = servers.Count == desired && servers.All(s => s.Status == Active) && leaving.Count == 0 && Ready(serverGroup);
             ngObservations.Add(new NodeGroupObservation(ng.Name, nodes, ready, ng.Deleting && servers.Count == 0 && leaving.Count == 0, ngFailure));
         }

@@ -68,7 +68,8 @@ public enum ProvisionPhase
 
 public sealed record ConditionObservation(string Type, bool Status, string Reason, string? Message = null);
 
-public sealed record NodeObservation(string Name, string Id, string? Address, string Status);
+/// <summary>A server of a nodegroup: Address is the one Magnum shows (floating if any, else fixed); Addresses all of them.</summary>
+public sealed record NodeObservation(string Name, string Id, string? Address, string Status, IReadOnlyList<string>? Addresses = null);
 
 public sealed record NodeGroupObservation(string Name, IReadOnlyList<NodeObservation> Nodes, bool Ready, bool Gone, string? FailureMessage = null);
 

@@ -26,8 +26,15 @@ public sealed class BootstrapOptions
     public int NodeReportTimeoutSeconds { get; set; } = 1800;
     /// <summary>Where nodes get kubelet/kubeadm/kubectl when the kube_package_source label does not say: upstream or image.</summary>
     public string PackageSource { get; set; } = "upstream";
-    /// <summary>Validity of the kubeadm bootstrap token (kubeadm duration).</summary>
+    /// <summary>
+    /// Validity of the bootstrap token <c>kubeadm init</c> creates (kubeadm duration). Magnetar's nodes do not use it to
+    /// join (they carry a client certificate of their own, see JoinCertificateMinutes); kubeadm always makes one.
+    /// </summary>
     public string BootstrapTokenTtl { get; set; } = "24h0m0s";
+    /// <summary>Validity of the client certificate in a joining node's bundle: kubeadm join and the kubelet's TLS bootstrap must happen within it.</summary>
+    public int JoinCertificateMinutes { get; set; } = 120;
+    /// <summary>Validity of a kubelet's serving certificate (the kubelet does not renew a certificate it was given; replacing the node does).</summary>
+    public int KubeletServingCertificateDays { get; set; } = 365;
     /// <summary>Keystone URL and region written into the cloud integration's cloud.conf (OpenStack only).</summary>
     public string? CloudAuthUrl { get; set; }
     public string? CloudRegion { get; set; }

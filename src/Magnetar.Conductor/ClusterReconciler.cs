@@ -111,6 +111,7 @@ public sealed class ClusterReconciler(
         now = time.GetUtcNow();
         foreach (var c in obs.Conditions) SetCondition(db, cluster, c, now);
         if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
+        await bootstrapper.RecordAddressesAsync(db, cluster, obs, ct);
 
         // Readiness "reports": a node counts when it said so through the bootstrap protocol, not when its server is ACTIVE.
         NodeVerdict? nodes = null;

@@ -79,6 +79,7 @@ public sealed class NodeBootstrapper(
         state.LogTail = null;
         state.CreatedAt = now;
         state.LastReportAt = null;
+        state.Addresses = null;
         await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == nodeName).ExecuteDeleteAsync(ct);
         var token = NewCredential(db, cluster.Uuid, nodeName, NodeCredentialKinds.Fetch, now + TimeSpan.FromMinutes(options.FetchCredentialMinutes));
         await db.SaveChangesAsync(ct);
@@ -86,6 +87,16 @@ public sealed class NodeBootstrapper(
         var packages = cluster.Labels.GetValueOrDefault("kube_package_source") ?? options.PackageSource;
         return renderer.Render(new NodeBootstrapContext(cluster.Uuid, cluster.Name, nodeGroup.Name, nodeName,
             KubeadmRoleOf(role), kubernetesVersion, BootstrapUrl, token, _caPem.Value, packages));
+    }
+
+    /// <summary>Records the addresses the cloud gave each node's server (its kubelet serving certificate carries them).</summary>
+    public async Task RecordAddressesAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs, CancellationToken ct)
+    {
+        var observed = obs.NodeGroups.SelectMany(g => g.Nodes).Where(n => n.Addresses is { Count: > 0 })
+            .GroupBy(n => n.Name).ToDictionary(g => g.Key, g => string.Join(",", g.First().Addresses!));
+        if (observed.Count == 0) return;
+        foreach (var state in await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct))
+            if (observed.TryGetValue(state.NodeName, out var addresses) && state.Addresses != addresses) state.Addresses = addresses;
     }
 
     /// <summary>
@@ -106,6 +117,8 @@ public sealed class NodeBootstrapper(
             return new BootstrapResponse(410, "the node's cluster is being deleted");
         if (!Uri.TryCreate(cluster.ApiAddress, UriKind.Absolute, out var api))
             return new BootstrapResponse(503, "the cluster's API address is not known yet; ask again");
+        if (string.IsNullOrEmpty(state.Addresses))
+            return new BootstrapResponse(503, "the node's addresses are not known yet (its kubelet certificate carries them); ask again");
 
         var bundle = await BuildBundleAsync(db, cluster, state, api, now, ct);
         var consumed = await db.NodeCredentials.Where(c => c.Id == credential.Id && c.UsedAt == null)
@@ -235,16 +248,25 @@ public sealed class NodeBootstrapper(
             cluster.Name, version, endpoint, sans, Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), Labels.DnsDomain(labels),
             state.NodeName,
             KubeadmRoleOf(state.Role),
-            node.BootstrapToken, ClusterPki.CaCertHash(node.ClusterCa.CertificatePem),
+            state.Role == RoleInit ? node.BootstrapToken : null,
             ExternalCloudProvider: cloud is not null, options.BootstrapTokenTtl));
 
+        var serving = NodeCertificates.KubeletServing(node.ClusterCa, state.NodeName, state.Addresses!.Split(','),
+            TimeSpan.FromDays(options.KubeletServingCertificateDays));
         var files = new List<(string Path, string Content, UnixFileMode Mode)>
         {
-            ("etc/kubernetes/pki/ca.crt", node.ClusterCa.CertificatePem, Public),
             ("etc/kubernetes/magnetar/kubeadm.yaml", kubeadm, Private),
+            (KubeadmConfigRenderer.KubeletServingCertPath.TrimStart('/'), serving.CertificatePem, Public),
+            (KubeadmConfigRenderer.KubeletServingKeyPath.TrimStart('/'), serving.PrivateKeyPem, Private),
         };
+        if (state.Role != RoleInit)
+            files.Add((KubeadmConfigRenderer.JoinKubeconfigPath.TrimStart('/'), NodeCertificates.JoinKubeconfig(node.ClusterCa, $"https://{endpoint}",
+                cluster.Name, state.NodeName, TimeSpan.FromMinutes(options.JoinCertificateMinutes)), Private));
+        // A worker gets the CA only inside its join kubeconfig: kubeadm join refuses to start on a worker where
+        // /etc/kubernetes/pki/ca.crt exists (preflight FileAvailable--etc-kubernetes-pki-ca.crt) and writes it itself.
         if (controlPlane)
         {
+            files.Add(("etc/kubernetes/pki/ca.crt", node.ClusterCa.CertificatePem, Public));
             files.Add(("etc/kubernetes/pki/ca.key", node.ClusterCa.PrivateKeyPem, Private));
             files.Add(("etc/kubernetes/pki/sa.key", node.ServiceAccount.PrivateKeyPem, Private));
             files.Add(("etc/kubernetes/pki/sa.pub", node.ServiceAccount.PublicKeyPem, Public));

@@ -244,6 +244,11 @@ public sealed class NodeBootstrapState
     /// <summary>When the node's server was requested (its user-data rendered).</summary>
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? LastReportAt { get; set; }
+    /// <summary>
+    /// The addresses the cloud gave the node's server (fixed and floating, comma-separated), recorded by the conductor;
+    /// its kubelet serving certificate carries them, so a node fetching its bundle before they are known is told to ask again.
+    /// </summary>
+    public string? Addresses { get; set; }
 }
 
 /// <summary>The phases a node reports, in order.</summary>

@@ -131,6 +131,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.HasIndex(x => new { x.ClusterUuid, x.NodeName }).IsUnique();
             e.Property(x => x.Phase).HasMaxLength(32);
             e.Property(x => x.LogTail).HasMaxLength(8192);
+            e.Property(x => x.Addresses).HasMaxLength(1024);
         });
 
         b.Entity<SimulatedResource>(e =>

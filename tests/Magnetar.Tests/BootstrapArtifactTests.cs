@@ -63,6 +63,45 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_joining_nodes_kubeconfig_carries_the_ca_and_a_short_lived_node_client_certificate_kubectl_reads()
+    {
+        var yaml = NodeCertificates.JoinKubeconfig(Ca, "https://203.0.113.10:6443", "c1", "c1-default-worker-3", TimeSpan.FromMinutes(120));
+        var dir = Directory.CreateTempSubdirectory("join-").FullName;
+        var file = Path.Combine(dir, "join.conf");
+        File.WriteAllText(file, yaml);
+        // kubectl (client-go's loader, as kubeadm's discovery uses) reads it; the server and CA are the cluster's.
+        var (code, text) = Run("kubectl", ["--kubeconfig", file, "config", "view", "--raw", "-o", "json"]);
+        Assert.True(code == 0, text);
+        var view = JsonNode.Parse(text)!;
+        Assert.Equal("https://203.0.113.10:6443", (string?)view["clusters"]![0]!["cluster"]!["server"]);
+        Assert.Equal(Ca.CertificatePem, Encoding.ASCII.GetString(Convert.FromBase64String((string)view["clusters"]![0]!["cluster"]!["certificate-authority-data"]!)));
+        var user = view["users"]![0]!["user"]!;
+        var certPem = Encoding.ASCII.GetString(Convert.FromBase64String((string)user["client-certificate-data"]!));
+        var keyPem = Encoding.ASCII.GetString(Convert.FromBase64String((string)user["client-key-data"]!));
+        // The node's identity, fit for client auth only, under the cluster CA; the key belongs to the certificate.
+        Assert.Equal("OK", OpensslVerifyPurpose(certPem, "sslclient"));
+        Assert.NotEqual("OK", OpensslVerifyPurpose(certPem, "sslserver"));
+        using var x = X509Certificate2.CreateFromPem(certPem, keyPem);
+        Assert.Equal("O=system:nodes, CN=system:node:c1-default-worker-3", x.Subject);
+        Assert.InRange(x.NotAfter - DateTime.Now, TimeSpan.FromMinutes(110), TimeSpan.FromMinutes(121));
+    }
+
+    [Fact]
+    public void A_kubelet_serving_certificate_names_the_node_and_its_cloud_addresses_and_nothing_else()
+    {
+        var cert = NodeCertificates.KubeletServing(Ca, "c1-default-worker-3", ["10.0.0.7", "203.0.113.57", "fd00::7", "not-an-ip"], TimeSpan.FromDays(365));
+        Assert.Equal("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_hostname", "c1-default-worker-3"));
+        Assert.Equal("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_ip", "10.0.0.7"));
+        Assert.Equal("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_ip", "203.0.113.57"));
+        Assert.Equal("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_ip", "fd00::7"));
+        Assert.NotEqual("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_ip", "10.0.0.8"));
+        Assert.NotEqual("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslserver", "-verify_hostname", "c1-default-worker-4"));
+        Assert.NotEqual("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslclient"));
+        using var x = X509Certificate2.CreateFromPem(cert.CertificatePem, cert.PrivateKeyPem);
+        Assert.Equal("O=system:nodes, CN=system:node:c1-default-worker-3", x.Subject);
+    }
+
+    [Fact]
     public void Service_ip_is_the_first_host_of_the_service_cidr()
     {
         Assert.Equal(IPAddress.Parse("10.254.0.1"), ClusterPki.FirstHost("10.254.0.0/16"));
@@ -105,7 +144,7 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
 
     private static KubeadmInputs Inputs(string version, KubeadmRole role, bool cloud = true) => new(
         "c1", version, "203.0.113.10:6443", ["203.0.113.10", "10.0.0.5"], "10.100.0.0/16", "10.254.0.0/16", "cluster.local",
-        "c1-default-master-0", role, "abcdef.0123456789abcdef", ClusterPki.CaCertHash(Ca.CertificatePem), cloud);
+        "c1-default-master-0", role, role == KubeadmRole.Init ? "abcdef.0123456789abcdef" : null, cloud);
 
     [Theory]
     [MemberData(nameof(KubeadmCases))]
@@ -140,7 +179,11 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
 
         // Values consistent with the PKI and the cluster.
         var docs = KubeadmConfigRenderer.Parse(yaml);
-        var hash = ClusterPki.CaCertHash(Ca.CertificatePem);
+        // Every kubelet serves with the certificate Magnetar put in its bundle (the cluster-wide KubeletConfiguration).
+        var kubelet = Assert.IsType<KubeletConfiguration>(docs[^1]);
+        Assert.Equal("/var/lib/kubelet/pki/kubelet-serving.crt", kubelet.TlsCertFile);
+        Assert.Equal("/var/lib/kubelet/pki/kubelet-serving.key", kubelet.TlsPrivateKeyFile);
+        Assert.DoesNotContain("abcdef", role == KubeadmRole.Init ? "" : yaml); // joins carry no bootstrap token
         switch (docs[0])
         {
             case Bootstrap.Kubeadm.V1Beta4.InitConfiguration init:
@@ -154,8 +197,10 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
                 Assert.Contains(init.NodeRegistration!.KubeletExtraArgs!, a => a is { Name: "cloud-provider", Value: "external" });
                 break;
             case Bootstrap.Kubeadm.V1Beta4.JoinConfiguration join:
-                Assert.Equal([hash], join.Discovery!.BootstrapToken!.CaCertHashes);
-                Assert.Equal("203.0.113.10:6443", join.Discovery.BootstrapToken.ApiServerEndpoint);
+                // File discovery with the node's own client certificate, no bootstrap token to expire.
+                Assert.Null(join.Discovery!.BootstrapToken);
+                Assert.Null(join.Discovery.TlsBootstrapToken);
+                Assert.Equal("/etc/kubernetes/magnetar/join.conf", join.Discovery.File!.KubeConfigPath);
                 Assert.Equal(role == KubeadmRole.JoinControlPlane, join.ControlPlane is not null);
                 break;
             case Bootstrap.Kubeadm.V1Beta3.InitConfiguration init3:
@@ -165,7 +210,8 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
                 Assert.Equal("external", init3.NodeRegistration!.KubeletExtraArgs!["cloud-provider"]);
                 break;
             case Bootstrap.Kubeadm.V1Beta3.JoinConfiguration join3:
-                Assert.Equal([hash], join3.Discovery!.BootstrapToken!.CaCertHashes);
+                Assert.Null(join3.Discovery!.BootstrapToken);
+                Assert.Equal("/etc/kubernetes/magnetar/join.conf", join3.Discovery.File!.KubeConfigPath);
                 Assert.Equal(role == KubeadmRole.JoinControlPlane, join3.ControlPlane is not null);
                 break;
             default:
@@ -189,7 +235,7 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
         CheckAgainstSchema(Schema("kubeadm-v1beta4.json"), "JoinConfiguration", (YamlMappingNode)stream.Documents[0].RootNode, "JoinConfiguration", errors);
         Assert.Contains(errors, e => e.Contains("kubeletExtraArgs"));
         Assert.ThrowsAny<Exception>(() => KubeadmConfigRenderer.Parse(yaml + "---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nbogus: 1\n"));
-        Assert.Throws<ArgumentException>(() => KubeadmConfigRenderer.Render(Inputs("v1.31.1", KubeadmRole.Worker) with { BootstrapToken = "not-a-token" }));
+        Assert.Throws<ArgumentException>(() => KubeadmConfigRenderer.Render(Inputs("v1.31.1", KubeadmRole.Init) with { BootstrapToken = "not-a-token" }));
         Assert.Throws<ArgumentException>(() => KubeadmConfigRenderer.Render(Inputs("v1.21.0", KubeadmRole.Worker)));
         Assert.Throws<ArgumentException>(() => KubeadmConfigRenderer.Render(Inputs("latest", KubeadmRole.Worker)));
     }
@@ -319,13 +365,7 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
     }
 
     private static string OpensslVerifyPurpose(string certPem, string purpose, params string[] extra)
-    {
-        var dir = Directory.CreateTempSubdirectory("purpose-").FullName;
-        File.WriteAllText(Path.Combine(dir, "ca.pem"), Ca.CertificatePem);
-        File.WriteAllText(Path.Combine(dir, "cert.pem"), certPem);
-        var (code, text) = Run("openssl", ["verify", "-CAfile", Path.Combine(dir, "ca.pem"), "-purpose", purpose, .. extra, Path.Combine(dir, "cert.pem")]);
-        return code == 0 && text.Trim().EndsWith(": OK") ? "OK" : text;
-    }
+        => Fixtures.OpensslVerify(Ca.CertificatePem, certPem, ["-purpose", purpose, .. extra]);
 
     private static string Sh(string command)
     {

@@ -23,15 +23,15 @@ public static class Fixtures
         return cert.Subject;
     }
 
-    /// <summary>Runs <c>openssl verify -CAfile</c>: "OK" when the chain verifies, openssl's message otherwise.</summary>
-    public static string OpensslVerify(string caPem, string certPem)
+    /// <summary>Runs <c>openssl verify -CAfile</c> (with <paramref name="options"/> such as -purpose, -verify_ip): "OK" when it verifies, openssl's message otherwise.</summary>
+    public static string OpensslVerify(string caPem, string certPem, params string[] options)
     {
         var dir = Directory.CreateTempSubdirectory("verify-").FullName;
         try
         {
             File.WriteAllText(Path.Combine(dir, "ca.pem"), caPem);
             File.WriteAllText(Path.Combine(dir, "cert.pem"), certPem);
-            var psi = new ProcessStartInfo("openssl", ["verify", "-CAfile", Path.Combine(dir, "ca.pem"), Path.Combine(dir, "cert.pem")])
+            var psi = new ProcessStartInfo("openssl", ["verify", "-CAfile", Path.Combine(dir, "ca.pem"), .. options, Path.Combine(dir, "cert.pem")])
             { RedirectStandardOutput = true, RedirectStandardError = true };
             using var p = Process.Start(psi)!;
             var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();

@@ -79,6 +79,7 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         var booted = new Dictionary<string, TestNode>();
         foreach (var (name, userData) in nodes) booted[name] = TestNode.Boot(userData, Path.Combine(_dir, "nodes", name));
         var ca = (await Api(HttpMethod.Get, $"/v1/certificates/{c1}", null, HttpStatusCode.OK))["pem"]!.GetValue<string>();
+        var servingIps = new Dictionary<string, List<string>>();
         var roles = new List<string>();
         foreach (var (name, node) in booted)
         {
@@ -86,20 +87,45 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
             Assert.StartsWith("mgb1.", token);
             await node.Ok("fetch");
             Assert.False(File.Exists(node.Path("etc/magnetar/bootstrap-token")));
-            Assert.Equal(ca.Trim(), node.File("etc/kubernetes/pki/ca.crt").Trim());
             var env = node.File("etc/magnetar/node.env");
             var role = env.Split('\n').Single(l => l.StartsWith("MAGNETAR_ROLE=")).Split('=')[1];
             roles.Add(role);
             var kubeadm = KubeadmConfigRenderer.Parse(node.File("etc/kubernetes/magnetar/kubeadm.yaml"));
+            // Every kubelet gets a serving certificate of the cluster CA for its name and its server's addresses.
+            var servingPem = node.File("var/lib/kubelet/pki/kubelet-serving.crt");
+            Assert.Equal("OK", Fixtures.OpensslVerify(ca, servingPem, "-purpose", "sslserver", "-verify_hostname", name));
+            Assert.Equal(Pub(node.Path("var/lib/kubelet/pki/kubelet-serving.key")), Pub(node.Path("var/lib/kubelet/pki/kubelet-serving.crt"), cert: true));
+            Assert.Equal("600", Mode(node.Path("var/lib/kubelet/pki/kubelet-serving.key")));
+            using (var serving = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(servingPem))
+            {
+                var ips = serving.Extensions.OfType<System.Security.Cryptography.X509Certificates.X509SubjectAlternativeNameExtension>().Single()
+                    .EnumerateIPAddresses().Select(ip => ip.ToString()).ToList();
+                Assert.NotEmpty(ips);
+                servingIps[name] = ips;
+            }
+            if (role != "init")
+            {
+                // Joining nodes discover the cluster from a kubeconfig with their own short-lived client certificate,
+                // not a shared bootstrap token: system:node:<name> in system:nodes, from the cluster CA.
+                var join = Assert.IsType<Bootstrap.Kubeadm.V1Beta4.JoinConfiguration>(kubeadm[0]);
+                Assert.Equal("/etc/kubernetes/magnetar/join.conf", join.Discovery!.File!.KubeConfigPath);
+                Assert.Null(join.Discovery.BootstrapToken);
+                var (joinCa, joinCert) = KubeconfigCredentials(node.File("etc/kubernetes/magnetar/join.conf"));
+                Assert.Equal(ca.Trim(), joinCa.Trim());
+                Assert.Equal("OK", Fixtures.OpensslVerify(ca, joinCert, "-purpose", "sslclient"));
+                Assert.Equal($"O=system:nodes, CN=system:node:{name}", Fixtures.Subject(joinCert));
+                Assert.Equal("600", Mode(node.Path("etc/kubernetes/magnetar/join.conf")));
+            }
             if (role == "worker")
             {
                 Assert.False(File.Exists(node.Path("etc/kubernetes/pki/ca.key")), "a worker must not receive the CA key");
-                var join = Assert.IsType<Bootstrap.Kubeadm.V1Beta4.JoinConfiguration>(kubeadm[0]);
-                Assert.Null(join.ControlPlane);
-                Assert.Equal([ClusterPki.CaCertHash(ca)], join.Discovery!.BootstrapToken!.CaCertHashes);
+                // kubeadm join refuses a worker where pki/ca.crt exists (preflight); it writes the CA from join.conf.
+                Assert.False(File.Exists(node.Path("etc/kubernetes/pki/ca.crt")), "kubeadm join writes a worker's ca.crt itself");
+                Assert.Null(Assert.IsType<Bootstrap.Kubeadm.V1Beta4.JoinConfiguration>(kubeadm[0]).ControlPlane);
             }
             else
             {
+                Assert.Equal(ca.Trim(), node.File("etc/kubernetes/pki/ca.crt").Trim());
                 // kubeadm needs the CA keys on control-plane nodes; they match the CA the API serves.
                 Assert.Equal(Pub(node.Path("etc/kubernetes/pki/ca.key")), Pub(node.Path("etc/kubernetes/pki/ca.crt"), cert: true));
                 foreach (var f in new[] { "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", "etcd/ca.key" })
@@ -141,6 +167,11 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         await booted[last].Ok("run", "ready", "true");
         show = await WaitFor(c1, c => c["status"]!.GetValue<string>() != "CREATE_IN_PROGRESS");
         Assert.Equal("CREATE_COMPLETE", show["status"]!.GetValue<string>());
+        // The serving certificates carry the addresses the cloud gave the servers, one server's each.
+        var clusterAddresses = show["master_addresses"]!.AsArray().Concat(show["node_addresses"]!.AsArray()).Select(a => a!.GetValue<string>()).ToList();
+        // (fixed and floating; the API shows the floating ones): each node's certificate names exactly one shown address.
+        Assert.All(servingIps, n => Assert.Single(n.Value.Intersect(clusterAddresses)));
+        Assert.Equal(clusterAddresses.Order(), servingIps.Values.SelectMany(ips => ips.Intersect(clusterAddresses)).Order());
         var conditions = show["conditions"]!.AsArray().ToDictionary(x => x!["type"]!.GetValue<string>(), x => x!);
         Assert.Equal("True", conditions["NodesReady"]!["status"]!.GetValue<string>());
         Assert.Equal("True", conditions["AddonsReady"]!["status"]!.GetValue<string>());
@@ -170,6 +201,11 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         Assert.True(rc != 0, "c3's client certificate must be refused by c1's API server: " + output);
         Assert.Contains("Unable to connect to the server", output); // the TLS handshake, not the request, failed
         Assert.Equal(accepted, apiServer.Accepted);
+        // A worker's join kubeconfig authenticates to c1's API server as that node (what the kubelet's TLS bootstrap sends).
+        var worker = booted.First(b => b.Value.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=worker"));
+        (rc, output) = BootstrapArtifactTests.Run("kubectl", ["--kubeconfig", worker.Value.Path("etc/kubernetes/magnetar/join.conf"), "--server", apiServer.Url, "get", "--raw", "/version"]);
+        Assert.True(rc == 0, $"kubectl with {worker.Key}'s join.conf: {output}");
+        Assert.Equal($"O=system:nodes, CN=system:node:{worker.Key}", apiServer.Clients.Last());
 
         // ---- c2: the worker's kubeadm join fails; the cluster says which node, which phase, the exit code and the log tail.
         var c2Nodes = await WaitForServers(c2, 2);
@@ -220,8 +256,18 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         {
             Assert.DoesNotContain(node.File("etc/magnetar/report-token").Trim().Split('.')[2], log);
             var token = System.Text.RegularExpressions.Regex.Match(node.File("etc/kubernetes/magnetar/kubeadm.yaml"), "token: ([a-z0-9]{6}\\.[a-z0-9]{16})").Groups[1].Value;
-            Assert.NotEmpty(token);
-            Assert.DoesNotContain(token.Split('.')[1], log);
+            if (node.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=init"))
+            {
+                Assert.NotEmpty(token); // kubeadm init always makes one; nothing of Magnetar's uses it to join
+                Assert.DoesNotContain(token.Split('.')[1], log);
+            }
+            else
+            {
+                Assert.Empty(token);
+                var key = System.Text.RegularExpressions.Regex.Match(node.File("etc/kubernetes/magnetar/join.conf"), "client-key-data: (\\S+)").Groups[1].Value;
+                Assert.True(key.Length > 100, "join.conf has no client key");
+                Assert.DoesNotContain(key[..100], log);
+            }
         }
     }
 
@@ -327,6 +373,15 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         return text.Trim();
     }
 
+    /// <summary>The CA and client certificate (PEM) of a kubeconfig, as kubectl reads them.</summary>
+    private static (string Ca, string ClientCert) KubeconfigCredentials(string yaml)
+    {
+        var config = k8s.KubernetesYaml.Deserialize<k8s.KubeConfigModels.K8SConfiguration>(yaml);
+        string Decode(string b64) => System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(b64));
+        return (Decode(config.Clusters.Single().ClusterEndpoint.CertificateAuthorityData),
+            Decode(config.Users.Single().UserCredentials.ClientCertificateData));
+    }
+
     private static string Mode(string file) => Convert.ToString((int)File.GetUnixFileMode(file) & 0x1FF, 8);
 
 }
@@ -341,6 +396,8 @@ public sealed class ApiServerStandIn : IAsyncDisposable
     private int _accepted;
     public string Url { get; private set; } = "";
     public int Accepted => _accepted;
+    /// <summary>The subjects of the client certificates of accepted requests, in order.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Clients { get; } = new();
 
     private ApiServerStandIn(Microsoft.AspNetCore.Builder.WebApplication app) => _app = app;
 
@@ -369,9 +426,10 @@ public sealed class ApiServerStandIn : IAsyncDisposable
         })));
         var app = builder.Build();
         var standIn = new ApiServerStandIn(app);
-        app.MapGet("/version", () =>
+        app.MapGet("/version", (Microsoft.AspNetCore.Http.HttpContext http) =>
         {
             Interlocked.Increment(ref standIn._accepted);
+            standIn.Clients.Enqueue(http.Connection.ClientCertificate?.Subject ?? "");
             return Microsoft.AspNetCore.Http.Results.Json(new { major = "1", minor = "31", gitVersion = "v1.31.1", platform = "linux/amd64" });
         });
         await app.StartAsync();

@@ -56,6 +56,7 @@ public sealed class OpenStackNodeBootstrapTests
         {
             // Both servers ACTIVE in Nova and the API address known, yet the cluster waits for its nodes.
             var servers = new List<ComputeServerUserData>();
+            var novaAddresses = new Dictionary<string, List<string>>();
             var deadline = DateTime.UtcNow.AddMinutes(4);
             while (servers.Count < 2)
             {
@@ -67,6 +68,7 @@ public sealed class OpenStackNodeBootstrapTests
                 {
                     var detailed = (await admin.Compute.FindServerAsync(s.Id, default))!; // user_data is admin-only in Nova
                     servers.Add(new ComputeServerUserData(s.Name, Encoding.UTF8.GetString(Convert.FromBase64String(detailed.UserData!))));
+                    novaAddresses[s.Name] = detailed.AllAddresses.ToList();
                 }
             }
             var waiting = await WaitAsync(c, uuid, n => ((string?)n["status_reason"])?.StartsWith("waiting for nodes to report Ready") == true, server);
@@ -79,6 +81,17 @@ public sealed class OpenStackNodeBootstrapTests
                 var node = TestNode.Boot(userData, Path.Combine(dir, "nodes", name));
                 await node.Ok("fetch");
                 var kubeadm = KubeadmConfigRenderer.Parse(node.File("etc/kubernetes/magnetar/kubeadm.yaml"));
+                // The kubelet's serving certificate names the server's addresses: the fixed ones Nova lists and the
+                // floating IP Neutron maps to it (Nova's copy of that lags without network agents).
+                using (var serving = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(node.File("var/lib/kubelet/pki/kubelet-serving.crt")))
+                {
+                    var ips = serving.Extensions.OfType<System.Security.Cryptography.X509Certificates.X509SubjectAlternativeNameExtension>().Single()
+                        .EnumerateIPAddresses().Select(ip => ip.ToString()).ToList();
+                    var fixedIps = novaAddresses[name];
+                    Assert.NotEmpty(fixedIps);
+                    var floatingIps = (await tenant.Network.ListFloatingIpsAsync($"fixed_ip_address={fixedIps[0]}&tags={Uri.EscapeDataString(Magnetar.Cloud.OpenStack.OpenStackCloudProvider.Tag(uuid))}", default)).Select(f => f.FloatingIpAddress);
+                    Assert.Equal(fixedIps.Union(floatingIps).Order(), ips.Order());
+                }
                 if (name.Contains("master"))
                 {
                     var cc = Assert.IsType<Bootstrap.Kubeadm.V1Beta4.ClusterConfiguration>(kubeadm[1]);

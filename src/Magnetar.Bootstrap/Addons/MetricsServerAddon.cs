@@ -5,9 +5,8 @@ namespace Magnetar.Bootstrap.Addons;
 
 /// <summary>
 /// metrics-server (the release's components.yaml). It verifies kubelets' serving certificates against the cluster CA —
-/// no <c>--kubelet-insecure-tls</c> — so kubelets must run with <c>serverTLSBootstrap: true</c> and their
-/// kubelet-serving CSRs must be approved (see Addons/README.md); it reaches them by InternalIP, the address their
-/// certificates carry.
+/// no <c>--kubelet-insecure-tls</c>: each kubelet serves with a certificate Magnetar issued it from the cluster CA
+/// (see NodeCertificates and Addons/README.md); it reaches them by InternalIP, an address those certificates carry.
 /// </summary>
 internal static class MetricsServerAddon
 {

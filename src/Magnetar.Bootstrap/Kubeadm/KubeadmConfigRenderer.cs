@@ -32,8 +32,7 @@ public sealed record KubeadmInputs(
     string DnsDomain,
     string NodeName,
     KubeadmRole Role,
-    string BootstrapToken,
-    string CaCertHash,
+    string? BootstrapToken,
     bool ExternalCloudProvider,
     string BootstrapTokenTtl = "24h0m0s");
 
@@ -46,6 +45,16 @@ public static partial class KubeadmConfigRenderer
 {
     public const string CriSocket = "unix:///run/containerd/containerd.sock";
     public const int ApiServerPort = 6443;
+    /// <summary>
+    /// Joining nodes discover the cluster from this kubeconfig (in their bundle): the cluster CA and a short-lived client
+    /// certificate system:node:&lt;name&gt; / system:nodes, which kubeadm uses for the kubelet's TLS bootstrap instead of a
+    /// shared bootstrap token — so a node added months later joins without a token minted in the cluster.
+    /// </summary>
+    public const string JoinKubeconfigPath = "/etc/kubernetes/magnetar/join.conf";
+    public const string KubeletServingCertPath = "/var/lib/kubelet/pki/kubelet-serving.crt";
+    public const string KubeletServingKeyPath = "/var/lib/kubelet/pki/kubelet-serving.key";
+    /// <summary>How long a joining node waits for the API server (the first control-plane node may still be coming up).</summary>
+    private const string DiscoveryTimeout = "15m0s";
 
     [GeneratedRegex(@"^v?(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.-]+)?$")]
     private static partial Regex VersionPattern();
@@ -92,8 +101,8 @@ public static partial class KubeadmConfigRenderer
 
     private static void Validate(KubeadmInputs i)
     {
-        if (!IsValidBootstrapToken(i.BootstrapToken)) throw new ArgumentException("the bootstrap token does not have kubeadm's form [a-z0-9]{6}.[a-z0-9]{16}");
-        if (!i.CaCertHash.StartsWith("sha256:", StringComparison.Ordinal)) throw new ArgumentException("the CA certificate hash must be sha256:<hex>");
+        if (i.Role == KubeadmRole.Init && !IsValidBootstrapToken(i.BootstrapToken!))
+            throw new ArgumentException("the bootstrap token does not have kubeadm's form [a-z0-9]{6}.[a-z0-9]{16}");
         foreach (var cidr in new[] { i.PodCidr, i.ServiceCidr })
             if (!System.Net.IPNetwork.TryParse(cidr, out _)) throw new ArgumentException($"'{cidr}' is not a CIDR");
         if (string.IsNullOrWhiteSpace(i.ControlPlaneEndpoint)) throw new ArgumentException("the control-plane endpoint is not known");
@@ -112,15 +121,9 @@ public static partial class KubeadmConfigRenderer
                 new V1Beta4.JoinConfiguration
                 {
                     NodeRegistration = registration,
-                    Discovery = new V1Beta4.Discovery
-                    {
-                        BootstrapToken = new V1Beta4.BootstrapTokenDiscovery
-                        {
-                            Token = i.BootstrapToken, ApiServerEndpoint = i.ControlPlaneEndpoint, CaCertHashes = [i.CaCertHash],
-                        },
-                    },
+                    Discovery = new V1Beta4.Discovery { File = new V1Beta4.FileDiscovery { KubeConfigPath = JoinKubeconfigPath } },
                     ControlPlane = i.Role == KubeadmRole.JoinControlPlane ? new V1Beta4.JoinControlPlane() : null,
-                    Timeouts = new V1Beta4.Timeouts { Discovery = "15m0s" },
+                    Timeouts = new V1Beta4.Timeouts { Discovery = DiscoveryTimeout },
                 },
             ];
         return
@@ -131,7 +134,7 @@ public static partial class KubeadmConfigRenderer
                 [
                     new V1Beta4.BootstrapToken
                     {
-                        Token = i.BootstrapToken, Ttl = i.BootstrapTokenTtl, Description = "Magnetar: nodes of cluster " + i.ClusterName,
+                        Token = i.BootstrapToken!, Ttl = i.BootstrapTokenTtl, Description = "Magnetar: nodes of cluster " + i.ClusterName,
                         Usages = ["signing", "authentication"], Groups = ["system:bootstrappers:kubeadm:default-node-token"],
                     },
                 ],
@@ -165,11 +168,7 @@ public static partial class KubeadmConfigRenderer
                     NodeRegistration = registration,
                     Discovery = new V1Beta3.Discovery
                     {
-                        BootstrapToken = new V1Beta3.BootstrapTokenDiscovery
-                        {
-                            Token = i.BootstrapToken, ApiServerEndpoint = i.ControlPlaneEndpoint, CaCertHashes = [i.CaCertHash],
-                        },
-                        Timeout = "15m0s",
+                        File = new V1Beta3.FileDiscovery { KubeConfigPath = JoinKubeconfigPath }, Timeout = DiscoveryTimeout,
                     },
                     ControlPlane = i.Role == KubeadmRole.JoinControlPlane ? new V1Beta3.JoinControlPlane() : null,
                 },
@@ -182,7 +181,7 @@ public static partial class KubeadmConfigRenderer
                 [
                     new V1Beta3.BootstrapToken
                     {
-                        Token = i.BootstrapToken, Ttl = i.BootstrapTokenTtl, Description = "Magnetar: nodes of cluster " + i.ClusterName,
+                        Token = i.BootstrapToken!, Ttl = i.BootstrapTokenTtl, Description = "Magnetar: nodes of cluster " + i.ClusterName,
                         Usages = ["signing", "authentication"], Groups = ["system:bootstrappers:kubeadm:default-node-token"],
                     },
                 ],

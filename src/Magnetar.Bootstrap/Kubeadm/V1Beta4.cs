@@ -124,9 +124,16 @@ public sealed class BootstrapTokenDiscovery
     public bool? UnsafeSkipCAVerification { get; set; }
 }
 
+/// <summary>Discovery from a kubeconfig file; when it carries a client certificate, kubeadm uses it for the TLS bootstrap.</summary>
+public sealed class FileDiscovery
+{
+    public string KubeConfigPath { get; set; } = "";
+}
+
 public sealed class Discovery
 {
     public BootstrapTokenDiscovery? BootstrapToken { get; set; }
+    public FileDiscovery? File { get; set; }
     public string? TlsBootstrapToken { get; set; }
 }
 

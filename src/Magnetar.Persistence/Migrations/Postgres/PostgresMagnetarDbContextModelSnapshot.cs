@@ -465,6 +465,10 @@ namespace Magnetar.Persistence.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<string>("Addresses")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
                     b.Property<string>("ClusterUuid")
                         .IsRequired()
                         .HasColumnType("text");

@@ -445,6 +445,10 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .ValueGeneratedOnAdd()
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Addresses")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ClusterUuid")
                         .IsRequired()
                         .HasColumnType("TEXT");
