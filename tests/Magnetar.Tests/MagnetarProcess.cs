@@ -19,6 +19,8 @@ public sealed class MagnetarProcess : IAsyncDisposable
     public string Url { get; }
     public string DataDir { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
+    /// <summary>Whether the started process has ended (false before it was started).</summary>
+    public bool HasExited => _process is { HasExited: true };
 
     public MagnetarProcess(string url, string dataDir, params string[] args)
     {
@@ -131,6 +133,9 @@ public static class OpenStackCli
     {
         var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["HOME"] = home;
+        // python-magnumclient's "cluster config" reads os.environ['SHELL'] (magnumclient/common/utils.py) and dies with
+        // KeyError 'SHELL' where it is unset — as under a CI runner; a user's terminal always has it.
+        if (string.IsNullOrEmpty(psi.Environment.TryGetValue("SHELL", out var shell) ? shell : null)) psi.Environment["SHELL"] = "/bin/bash";
         foreach (var k in psi.Environment.Keys.Where(k => k.StartsWith("OS_")).ToList()) psi.Environment.Remove(k);
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;

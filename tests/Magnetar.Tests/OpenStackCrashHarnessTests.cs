@@ -66,10 +66,21 @@ public sealed class OpenStackCrashHarnessTests(ITestOutputHelper output)
             }
             else if (choice == 1 && live.Count > 0)
             {
-                var target = live[random.Next(live.Count)];
-                var count = random.Next(0, 3);
-                if ((await c.PostJson($"/v1/clusters/{target}/actions/resize", $$"""{"node_count": {{count}}}""")).StatusCode == HttpStatusCode.Accepted)
+                // Magnum refuses a resize while a create is in progress, and kills come every few seconds: wait (up to
+                // 3 min) for a cluster that can be resized, so that kills land during resizes too.
+                var waitUntil = DateTime.UtcNow.AddMinutes(3);
+                string? target = null;
+                while (target is null && DateTime.UtcNow < waitUntil)
+                {
+                    foreach (var uuid in live.OrderBy(_ => random.Next()))
+                        if ((string?)(await c.GetAsync($"/v1/clusters/{uuid}").ExpectAsync(200))["status"] is "CREATE_COMPLETE" or "UPDATE_COMPLETE")
+                        { target = uuid; break; }
+                    if (target is null) await Task.Delay(2000);
+                }
+                var count = (desired[target ?? live[0]]! + 1 + random.Next(0, 2)) % 3;
+                if (target is not null && (await c.PostJson($"/v1/clusters/{target}/actions/resize", $$"""{"node_count": {{count}}}""")).StatusCode == HttpStatusCode.Accepted)
                 { desired[target] = count; Count("resize"); }
+                else Count("resize refused");
             }
             else if (live.Count > 0)
             {
