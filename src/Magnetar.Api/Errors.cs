@@ -71,11 +71,38 @@ public sealed class MagnumErrorMiddleware(RequestDelegate next, ILogger<MagnumEr
         {
             // client went away
         }
+        catch (Exception e) when (DatabaseUnavailable(e))
+        {
+            // The database is down or failing over: the request changed nothing (its transaction never committed).
+            // A 503 with Retry-After tells clients (keystoneauth retries 503s) what a 500 would not.
+            logger.LogWarning("Database unavailable during {Method} {Path} ({RequestId}): {Error}", http.Request.Method, http.Request.Path, requestId,
+                Innermost(e).Message);
+            if (!http.Response.HasStarted) http.Response.Headers.RetryAfter = "5";
+            await MagnumErrors.WriteAsync(http, 503, $"The service's database is unavailable; nothing was changed. Retry later (request {requestId}).", "server");
+        }
         catch (Exception e)
         {
             logger.LogError(e, "Unhandled error in {Method} {Path} ({RequestId})", http.Request.Method, http.Request.Path, requestId);
             await MagnumErrors.WriteAsync(http, 500, $"An unknown exception occurred (request {requestId}).", "server");
         }
+    }
+
+    /// <summary>
+    /// A transient database failure anywhere in the chain: what the providers mark transient (Npgsql: connection refused
+    /// or reset, timeouts, server shutting down; SQLite: busy/locked), also under EF's retry-limit exception. Socket
+    /// errors of calls to Keystone or the cloud are not this (they are not DbExceptions).
+    /// </summary>
+    internal static bool DatabaseUnavailable(Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+            if (x is System.Data.Common.DbException { IsTransient: true }) return true;
+        return false;
+    }
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e;
     }
 }
 
