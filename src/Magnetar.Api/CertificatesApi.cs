@@ -5,6 +5,7 @@ using Magnetar.Identity;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Api;
 
@@ -74,6 +75,13 @@ public static class CertificatesApi
         var tlsDisabled = ctx.Db.ClusterTemplates.Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.TlsDisabled).FirstOrDefault();
         if (tlsDisabled) throw MagnumError.BadRequest("Rotating the CA certificate on a non-TLS cluster is not supported.");
         if (ClusterStatus.IsInProgress(c.Status)) throw MagnumError.BadRequest($"Cluster {c.Name} already has an operation in progress.");
+        // Nodes that bootstrapped trust the current CA (their API servers serve certificates of it); Magnetar cannot yet
+        // re-issue what they hold, and after a rotation the nodes it adds would carry a CA their control plane does not
+        // know. Refused as Magnum refuses a driver without rotation (NotSupported, 400) rather than breaking the cluster.
+        var bootstrapped = await ctx.Db.NodeCredentials.CountAsync(n => n.ClusterUuid == c.Uuid && n.Kind == NodeCredentialKinds.Fetch && n.UsedAt != null, ct);
+        if (bootstrapped > 0)
+            throw MagnumError.BadRequest($"'rotate_ca_certificate' is not supported by this driver for a cluster whose nodes have bootstrapped: " +
+                $"{bootstrapped} node(s) of cluster {c.Name} trust its current CA, and Magnetar cannot re-issue their certificates yet.");
         await certs.RotateCaAsync(ctx.Db, c, ct);
         return Results.Json(new JsonObject { ["uuid"] = c.Uuid }, statusCode: 202);
     }

@@ -201,6 +201,12 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
         Assert.True(rc != 0, "c3's client certificate must be refused by c1's API server: " + output);
         Assert.Contains("Unable to connect to the server", output); // the TLS handshake, not the request, failed
         Assert.Equal(accepted, apiServer.Accepted);
+        // Rotating c1's CA now would leave its nodes on the old one (and the nodes added later on a CA their control
+        // plane does not know): refused in Magnum's words for a driver that cannot rotate, and the CA is unchanged.
+        var refused = await Api(HttpMethod.Patch, $"/v1/certificates/{c1}", null, HttpStatusCode.BadRequest);
+        Assert.Contains("'rotate_ca_certificate' is not supported by this driver for a cluster whose nodes have bootstrapped: 5 node(s)",
+            refused["errors"]![0]!["detail"]!.GetValue<string>());
+        Assert.Equal(ca, (await Api(HttpMethod.Get, $"/v1/certificates/{c1}", null, HttpStatusCode.OK))["pem"]!.GetValue<string>());
         // A worker's join kubeconfig authenticates to c1's API server as that node (what the kubelet's TLS bootstrap sends).
         var worker = booted.First(b => b.Value.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=worker"));
         (rc, output) = BootstrapArtifactTests.Run("kubectl", ["--kubeconfig", worker.Value.Path("etc/kubernetes/magnetar/join.conf"), "--server", apiServer.Url, "get", "--raw", "/version"]);
