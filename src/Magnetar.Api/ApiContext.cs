@@ -87,7 +87,7 @@ public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimePro
             var byUuid = await q.FirstOrDefaultAsync(t => t.Uuid == ident.ToLowerInvariant(), ct);
             if (byUuid is not null) return byUuid;
         }
-        var byName = await q.Where(t => t.Name == ident).Take(2).ToListAsync(ct);
+        var byName = await q.Where(t => t.Name == ident).OrderBy(t => t.Id).Take(2).ToListAsync(ct);
         return byName.Count switch
         {
             1 => byName[0],
@@ -105,7 +105,7 @@ public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimePro
             var byUuid = await q.FirstOrDefaultAsync(x => x.Uuid == ident.ToLowerInvariant(), ct);
             if (byUuid is not null) return byUuid;
         }
-        var byName = await q.Where(x => x.Name == ident).Take(2).ToListAsync(ct);
+        var byName = await q.Where(x => x.Name == ident).OrderBy(x => x.Id).Take(2).ToListAsync(ct);
         return byName.Count switch
         {
             1 => byName[0],

@@ -72,7 +72,7 @@ public static class CertificatesApi
         ApiVersion.Require(ctx.Http, new ApiVersion(1, 5));
         var caller = Policy.Member(ctx.Http, "certificate:rotate_ca");
         var c = await ctx.FindClusterAsync(caller, cluster, track: false, ct);
-        var tlsDisabled = ctx.Db.ClusterTemplates.Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.TlsDisabled).FirstOrDefault();
+        var tlsDisabled = await ctx.Db.ClusterTemplates.Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.TlsDisabled).FirstOrDefaultAsync(ct);
         if (tlsDisabled) throw MagnumError.BadRequest("Rotating the CA certificate on a non-TLS cluster is not supported.");
         if (ClusterStatus.IsInProgress(c.Status)) throw MagnumError.BadRequest($"Cluster {c.Name} already has an operation in progress.");
         // Nodes that bootstrapped trust the current CA (their API servers serve certificates of it); Magnetar cannot yet
