@@ -13,8 +13,10 @@ using Microsoft.EntityFrameworkCore;
 // usage: Magnetar.Bench --server <path/magnetar.dll> [--db sqlite|postgres] [--pg <conn string>] [--clusters 10000]
 //                       [--requests 200] [--concurrency 4] [--out results.md]
 //        Magnetar.Bench --mode load --server <dll> --pg <conn string> [--replicas 2] [--clients 200] [--seconds 60] [--out results.md]
+//        Magnetar.Bench --mode pki [--iterations 40] [--out results-pki.md]
 
 var opts = ParseArgs(args);
+if (opts.GetValueOrDefault("mode") == "pki") return PkiBench.Run(opts);
 var serverDll = opts.GetValueOrDefault("server") ?? throw new ArgumentException("--server <path to magnetar.dll> is required");
 var dbKind = opts.GetValueOrDefault("db") ?? "sqlite";
 var clusters = int.Parse(opts.GetValueOrDefault("clusters") ?? "10000");

@@ -83,6 +83,7 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
         Assert.NotEqual("OK", OpensslVerifyPurpose(certPem, "sslserver"));
         using var x = X509Certificate2.CreateFromPem(certPem, keyPem);
         Assert.Equal("O=system:nodes, CN=system:node:c1-default-worker-3", x.Subject);
+        Assert.NotNull(x.GetECDsaPublicKey()); // P-256: a node's keys cost microseconds, not an RSA key's ≈ 130 ms
         Assert.InRange(x.NotAfter - DateTime.Now, TimeSpan.FromMinutes(110), TimeSpan.FromMinutes(121));
     }
 
@@ -99,6 +100,9 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
         Assert.NotEqual("OK", OpensslVerifyPurpose(cert.CertificatePem, "sslclient"));
         using var x = X509Certificate2.CreateFromPem(cert.CertificatePem, cert.PrivateKeyPem);
         Assert.Equal("O=system:nodes, CN=system:node:c1-default-worker-3", x.Subject);
+        Assert.NotNull(x.GetECDsaPublicKey());
+        // An ECDSA key only signs: digitalSignature, no keyEncipherment.
+        Assert.Equal(X509KeyUsageFlags.DigitalSignature, x.Extensions.OfType<X509KeyUsageExtension>().Single().KeyUsages);
     }
 
     [Fact]
