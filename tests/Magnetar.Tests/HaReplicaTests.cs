@@ -81,15 +81,7 @@ public sealed class HaReplicaTests(ITestOutputHelper output)
         Assert.Empty(left);
         foreach (var uuid in clusters) await WaitStatusAsync(ca2, uuid, "UPDATE_COMPLETE");
 
-        foreach (var uuid in clusters) await Send(ca2, HttpMethod.Delete, $"/v1/clusters/{uuid}", null, 204);
-        foreach (var uuid in clusters)
-            await WaitForAsync(async () => (await ca2.GetAsync($"/v1/clusters/{uuid}")).StatusCode, s => s == HttpStatusCode.NotFound, $"{uuid} to be deleted", 120);
-        await using (var conn = new NpgsqlConnection(cs))
-        {
-            await conn.OpenAsync();
-            await using var left2 = new NpgsqlCommand("SELECT COUNT(*) FROM simulated_resources", conn);
-            Assert.Equal(0L, (long)(await left2.ExecuteScalarAsync())!);
-        }
+        await DeleteAllAndCheckNothingLeftAsync(ca2, ca2, clusters, cs);
     }
 
     [KeystoneFact]
@@ -165,15 +157,7 @@ public sealed class HaReplicaTests(ITestOutputHelper output)
             var list = await Send(cb, HttpMethod.Get, "/v1/clusters", null, 200);
             Assert.Equal(clusters.Order(), list["clusters"]!.AsArray().Select(x => (string)x!["uuid"]!).Order());
             Assert.All(list["clusters"]!.AsArray(), x => Assert.Equal(2, (int)x!["node_count"]!));
-            foreach (var uuid in clusters) await Send(ca, HttpMethod.Delete, $"/v1/clusters/{uuid}", null, 204);
-            foreach (var uuid in clusters)
-                await WaitForAsync(async () => (await cb.GetAsync($"/v1/clusters/{uuid}")).StatusCode, s => s == HttpStatusCode.NotFound, $"{uuid} to be deleted", 120);
-            await using (var conn = new NpgsqlConnection(cs))
-            {
-                await conn.OpenAsync();
-                await using var left = new NpgsqlCommand("SELECT COUNT(*) FROM simulated_resources", conn);
-                Assert.Equal(0L, (long)(await left.ExecuteScalarAsync())!);
-            }
+            await DeleteAllAndCheckNothingLeftAsync(ca, cb, clusters, cs);
             Assert.DoesNotContain("Unhandled error", a.Log + b.Log);
         }
         finally
@@ -205,6 +189,18 @@ public sealed class HaReplicaTests(ITestOutputHelper output)
             c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
             return c;
         }
+    }
+
+    /// <summary>Deletes the clusters through one replica, waits until the other no longer shows them, and checks that no simulated resource is left.</summary>
+    private static async Task DeleteAllAndCheckNothingLeftAsync(HttpClient deleter, HttpClient watcher, IEnumerable<string> clusters, string cs)
+    {
+        foreach (var uuid in clusters) await Send(deleter, HttpMethod.Delete, $"/v1/clusters/{uuid}", null, 204);
+        foreach (var uuid in clusters)
+            await WaitForAsync(async () => (await watcher.GetAsync($"/v1/clusters/{uuid}")).StatusCode, s => s == HttpStatusCode.NotFound, $"{uuid} to be deleted", 120);
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var left = new NpgsqlCommand("SELECT COUNT(*) FROM simulated_resources", conn);
+        Assert.Equal(0L, (long)(await left.ExecuteScalarAsync())!);
     }
 
     private static async Task<string> OwnerOfAsync(string cs, MagnetarProcess p)
