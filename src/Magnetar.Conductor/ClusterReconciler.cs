@@ -111,13 +111,13 @@ public sealed class ClusterReconciler(
         now = time.GetUtcNow();
         foreach (var c in obs.Conditions) SetCondition(db, cluster, c, now);
         if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
-        await bootstrapper.RecordAddressesAsync(db, cluster, obs, ct);
+        var nodeStates = await bootstrapper.RecordAddressesAsync(db, cluster, obs, ct);
 
         // Readiness "reports": a node counts when it said so through the bootstrap protocol, not when its server is ACTIVE.
         NodeVerdict? nodes = null;
         if (bootstrapOptions.ReadinessFromReports)
         {
-            nodes = await bootstrapper.EvaluateAsync(db, cluster, obs, ct);
+            nodes = await bootstrapper.EvaluateAsync(db, cluster, obs, nodeStates, ct);
             SetCondition(db, cluster, nodes.Condition, now);
             if (nodes.Addons is not null) SetCondition(db, cluster, nodes.Addons, now);
         }

@@ -89,14 +89,16 @@ public sealed class NodeBootstrapper(
             KubeadmRoleOf(role), kubernetesVersion, BootstrapUrl, token, _caPem.Value, packages));
     }
 
-    /// <summary>Records the addresses the cloud gave each node's server (its kubelet serving certificate carries them).</summary>
-    public async Task RecordAddressesAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs, CancellationToken ct)
+    /// <summary>
+    /// Loads the cluster's node records (tracked: the caller saves) and records on them the addresses the cloud gave
+    /// each node's server — its kubelet serving certificate carries them. The records are what <see cref="EvaluateAsync"/> reads.
+    /// </summary>
+    public async Task<Dictionary<string, NodeBootstrapState>> RecordAddressesAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs, CancellationToken ct)
     {
-        var observed = obs.NodeGroups.SelectMany(g => g.Nodes).Where(n => n.Addresses is { Count: > 0 })
-            .GroupBy(n => n.Name).ToDictionary(g => g.Key, g => string.Join(",", g.First().Addresses!));
-        if (observed.Count == 0) return;
-        foreach (var state in await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct))
-            if (observed.TryGetValue(state.NodeName, out var addresses) && state.Addresses != addresses) state.Addresses = addresses;
+        var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToDictionaryAsync(s => s.NodeName, ct); // unique per cluster
+        foreach (var node in obs.NodeGroups.SelectMany(g => g.Nodes))
+            if (node.Addresses is { Count: > 0 } && states.TryGetValue(node.Name, out var state)) state.Addresses = string.Join(",", node.Addresses);
+        return states;
     }
 
     /// <summary>
@@ -167,27 +169,27 @@ public sealed class NodeBootstrapper(
     /// Judges the nodes the cloud reports for a cluster by what they reported: the first failure (node, phase, exit
     /// code, log tail), a node silent for longer than the timeout, or the nodes still on their way.
     /// </summary>
-    public async Task<NodeVerdict> EvaluateAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs, CancellationToken ct)
+    public async Task<NodeVerdict> EvaluateAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs,
+        IReadOnlyDictionary<string, NodeBootstrapState> states, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var timeout = TimeSpan.FromSeconds(options.NodeReportTimeoutSeconds);
         var within = options.NodeReportTimeoutSeconds switch { 60 => "1 minute", var n when n % 60 == 0 => $"{n / 60} minutes", var n => $"{n} seconds" };
         var leaving = cluster.NodeGroups.Where(n => n.DeleteRequested).Select(n => n.Name).ToHashSet();
         var expected = obs.NodeGroups.Where(g => !leaving.Contains(g.Name)).SelectMany(g => g.Nodes.Select(n => (Group: g.Name, Node: n.Name))).ToList();
-        var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
         var fetched = (await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.Kind == NodeCredentialKinds.Fetch && c.UsedAt != null)
             .Select(c => c.NodeName).ToListAsync(ct)).ToHashSet();
 
         // Nodes that are gone (scaled down, nodegroup deleted) stop counting; the first control-plane node's row stays
         // so that no later server runs kubeadm init a second time.
         var observed = obs.NodeGroups.SelectMany(g => g.Nodes).Select(n => n.Name).ToHashSet();
-        foreach (var gone in states.Where(s => !observed.Contains(s.NodeName) && s.Role != RoleInit && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
+        foreach (var gone in states.Values.Where(s => !observed.Contains(s.NodeName) && s.Role != RoleInit && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
             db.NodeStates.Remove(gone);
 
         // A node that said why it failed is named before one that went quiet: its reason is the precise one.
         foreach (var (group, node) in expected)
         {
-            if (states.FirstOrDefault(x => x.NodeName == node) is not { Failed: true } s) continue;
+            if (states.GetValueOrDefault(node) is not { Failed: true } s) continue;
             var failure = $"node {node} (nodegroup {group}, {s.Role}) failed at phase {s.Phase}"
                 + (s.ExitCode is null ? "" : $" with exit code {s.ExitCode}")
                 + (string.IsNullOrWhiteSpace(s.LogTail) ? "" : "; last log lines:\n" + LastLines(s.LogTail, 15));
@@ -198,7 +200,7 @@ public sealed class NodeBootstrapper(
         var waitingNodes = new HashSet<string>();
         foreach (var (group, node) in expected)
         {
-            var s = states.FirstOrDefault(x => x.NodeName == node);
+            var s = states.GetValueOrDefault(node);
             if (s is null) { waiting.Add($"{node} (no bootstrap record)"); waitingNodes.Add(node); continue; }
             if (s.Phase == NodePhases.Ready) continue;
             var since = s.LastReportAt ?? s.CreatedAt;
@@ -217,7 +219,7 @@ public sealed class NodeBootstrapper(
         var condition = waiting.Count == 0
             ? new ConditionObservation(ConditionTypes.NodesReady, true, "Ready")
             : new ConditionObservation(ConditionTypes.NodesReady, false, "Waiting", "waiting for nodes to report Ready: " + string.Join(", ", waiting));
-        var init = states.FirstOrDefault(s => s.Role == RoleInit && observed.Contains(s.NodeName));
+        var init = states.Values.FirstOrDefault(s => s.Role == RoleInit && observed.Contains(s.NodeName));
         var addons = init is null || init.Phase == NodePhases.Pending ? null
             : init.Phase is NodePhases.AddonsApplied or NodePhases.Ready
                 ? new ConditionObservation(ConditionTypes.AddonsReady, true, "Applied", $"applied by {init.NodeName}")

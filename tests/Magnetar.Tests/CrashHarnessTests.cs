@@ -74,31 +74,13 @@ public sealed class CrashHarnessTests(ITestOutputHelper output)
         output.WriteLine($"{iterations} kills, actions {string.Join(", ", actions.Select(a => $"{a.Key} {a.Value}"))}, {(DateTime.UtcNow - started).TotalSeconds:F0} s");
 
         // No more kills: everything converges to what was last asked.
-        var deadline = DateTime.UtcNow.AddSeconds(120);
-        foreach (var (uuid, workers) in desired)
-        {
-            while (true)
-            {
-                var resp = await c.GetAsync($"/v1/clusters/{uuid}");
-                if (workers is null && resp.StatusCode == HttpStatusCode.NotFound) break;
-                var cluster = JsonNode.Parse(await resp.Content.ReadAsStringAsync())!;
-                var status = (string?)cluster["status"];
-                if (workers is not null && status is "CREATE_COMPLETE" or "UPDATE_COMPLETE")
-                {
-                    Assert.Equal(workers, (int)cluster["node_count"]!);
-                    Assert.Equal(masters[uuid] + workers.Value, Servers(server.DataDir, uuid));
-                    break;
-                }
-                Assert.False(status?.EndsWith("_FAILED") == true, $"{uuid}: {status} {cluster["status_reason"]}");
-                Assert.True(DateTime.UtcNow < deadline, $"{uuid} did not converge: {status} {cluster["status_reason"]}\n{server.Log[^Math.Min(4000, server.Log.Length)..]}");
-                await Task.Delay(100);
-            }
-        }
+        await WaitConvergedAsync(c, desired, masters, uuid => Task.FromResult(Servers(server.DataDir, uuid)), TimeSpan.FromSeconds(120),
+            TimeSpan.FromMilliseconds(100), () => server.Log[^Math.Min(4000, server.Log.Length)..]);
 
         // Delete what is left: not one simulated resource may remain.
         foreach (var uuid in desired.Where(d => d.Value is not null).Select(d => d.Key))
             await Send(c, HttpMethod.Delete, $"/v1/clusters/{uuid}", null, 204);
-        deadline = DateTime.UtcNow.AddSeconds(120);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
         while (Scalar(server.DataDir, "SELECT COUNT(*) FROM clusters") > 0)
         {
             Assert.True(DateTime.UtcNow < deadline, "clusters not deleted");
@@ -109,6 +91,34 @@ public sealed class CrashHarnessTests(ITestOutputHelper output)
         Assert.Equal(0L, Scalar(server.DataDir, "SELECT COUNT(*) FROM node_states"));
 
         void Count(string action) => actions[action] = actions.GetValueOrDefault(action) + 1;
+    }
+
+    /// <summary>
+    /// Waits until every cluster is what was last asked of it: gone where the last ask was a delete, else *_COMPLETE
+    /// with that node_count and exactly its servers (counted by <paramref name="servers"/>). A *_FAILED cluster or the
+    /// deadline fails the test, with <paramref name="diagnostics"/> for the latter.
+    /// </summary>
+    internal static async Task WaitConvergedAsync(HttpClient c, IReadOnlyDictionary<string, int?> desired, IReadOnlyDictionary<string, int> masters,
+        Func<string, Task<long>> servers, TimeSpan within, TimeSpan poll, Func<string>? diagnostics = null)
+    {
+        var deadline = DateTime.UtcNow + within;
+        foreach (var (uuid, workers) in desired)
+            while (true)
+            {
+                var resp = await c.GetAsync($"/v1/clusters/{uuid}");
+                if (workers is null && resp.StatusCode == HttpStatusCode.NotFound) break;
+                var cluster = JsonNode.Parse(await resp.Content.ReadAsStringAsync())!;
+                var status = (string?)cluster["status"];
+                if (workers is not null && status is "CREATE_COMPLETE" or "UPDATE_COMPLETE")
+                {
+                    Assert.Equal(workers, (int)cluster["node_count"]!);
+                    Assert.Equal(masters[uuid] + workers.Value, await servers(uuid));
+                    break;
+                }
+                Assert.False(status?.EndsWith("_FAILED") == true, $"{uuid}: {status} {cluster["status_reason"]}");
+                Assert.True(DateTime.UtcNow < deadline, $"{uuid} did not converge: {status} {cluster["status_reason"]}\n{diagnostics?.Invoke()}");
+                await Task.Delay(poll);
+            }
     }
 
     private static long Servers(string dataDir, string uuid)

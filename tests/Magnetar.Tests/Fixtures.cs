@@ -23,6 +23,13 @@ public static class Fixtures
         return cert.Subject;
     }
 
+    /// <summary>The IP addresses among a certificate's subject alternative names.</summary>
+    public static List<string> IpSans(string certPem)
+    {
+        using var cert = X509Certificate2.CreateFromPem(certPem);
+        return cert.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single().EnumerateIPAddresses().Select(ip => ip.ToString()).ToList();
+    }
+
     /// <summary>Runs <c>openssl verify -CAfile</c> (with <paramref name="options"/> such as -purpose, -verify_ip): "OK" when it verifies, openssl's message otherwise.</summary>
     public static string OpensslVerify(string caPem, string certPem, params string[] options)
     {

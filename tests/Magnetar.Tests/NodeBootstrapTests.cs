@@ -96,13 +96,8 @@ public sealed class NodeBootstrapTests : IAsyncLifetime
             Assert.Equal("OK", Fixtures.OpensslVerify(ca, servingPem, "-purpose", "sslserver", "-verify_hostname", name));
             Assert.Equal(Pub(node.Path("var/lib/kubelet/pki/kubelet-serving.key")), Pub(node.Path("var/lib/kubelet/pki/kubelet-serving.crt"), cert: true));
             Assert.Equal("600", Mode(node.Path("var/lib/kubelet/pki/kubelet-serving.key")));
-            using (var serving = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(servingPem))
-            {
-                var ips = serving.Extensions.OfType<System.Security.Cryptography.X509Certificates.X509SubjectAlternativeNameExtension>().Single()
-                    .EnumerateIPAddresses().Select(ip => ip.ToString()).ToList();
-                Assert.NotEmpty(ips);
-                servingIps[name] = ips;
-            }
+            servingIps[name] = Fixtures.IpSans(servingPem);
+            Assert.NotEmpty(servingIps[name]);
             if (role != "init")
             {
                 // Joining nodes discover the cluster from a kubeconfig with their own short-lived client certificate,

@@ -93,30 +93,16 @@ public sealed class OpenStackCrashHarnessTests(ITestOutputHelper output)
         }
         output.WriteLine($"{iterations} kills on the all-in-one, actions {string.Join(", ", actions.Select(a => $"{a.Key} {a.Value}"))}, {(DateTime.UtcNow - started).TotalSeconds:F0} s");
 
-        var deadline = DateTime.UtcNow.AddMinutes(8);
-        foreach (var (uuid, workers) in desired)
-            while (true)
-            {
-                var resp = await c.GetAsync($"/v1/clusters/{uuid}");
-                if (workers is null && resp.StatusCode == HttpStatusCode.NotFound) break;
-                var cluster = JsonNode.Parse(await resp.Content.ReadAsStringAsync())!;
-                var status = (string?)cluster["status"];
-                if (workers is not null && status is "CREATE_COMPLETE" or "UPDATE_COMPLETE")
-                {
-                    var servers = await view.Compute.ListServersByTagAsync(OpenStackCloudProvider.Tag(uuid), default);
-                    Assert.Equal(masters[uuid] + workers.Value, servers.Count(s => s.TaskState != "deleting"));
-                    break;
-                }
-                Assert.False(status?.EndsWith("_FAILED") == true, $"{uuid}: {status} {cluster["status_reason"]}");
-                Assert.True(DateTime.UtcNow < deadline, $"{uuid} did not converge: {status} {cluster["status_reason"]}");
-                await Task.Delay(1000);
-            }
+        await CrashHarnessTests.WaitConvergedAsync(c, desired, masters,
+            async uuid => (await view.Compute.ListServersByTagAsync(OpenStackCloudProvider.Tag(uuid), default)).Count(s => s.TaskState != "deleting"),
+            TimeSpan.FromMinutes(8), TimeSpan.FromSeconds(1));
+        var deadline = DateTime.UtcNow.AddMinutes(5);
 
         foreach (var uuid in desired.Where(d => d.Value is not null).Select(d => d.Key)) await c.DeleteAsync($"/v1/clusters/{uuid}");
         foreach (var uuid in desired.Keys)
             while ((await c.GetAsync($"/v1/clusters/{uuid}")).StatusCode != HttpStatusCode.NotFound)
             {
-                Assert.True(DateTime.UtcNow < deadline.AddMinutes(5), $"{uuid} not deleted");
+                Assert.True(DateTime.UtcNow < deadline, $"{uuid} not deleted");
                 await Task.Delay(1000);
             }
         foreach (var uuid in desired.Keys) Assert.Empty(await view.ClusterResourcesAsync(uuid, withLb));

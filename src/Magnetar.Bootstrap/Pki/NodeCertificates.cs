@@ -29,8 +29,8 @@ public static class NodeCertificates
     /// <summary>A kubeconfig for <c>kubeadm join</c>'s file discovery, with a client certificate of the node's identity.</summary>
     public static string JoinKubeconfig(CertificateAuthorityMaterial ca, string server, string clusterName, string nodeName, TimeSpan validity)
     {
-        var client = ClusterPki.IssueCertificate(ca, NodeUser(nodeName), [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
         var user = NodeUser(nodeName);
+        var client = ClusterPki.IssueCertificate(ca, user, [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
         var config = new K8SConfiguration
         {
             ApiVersion = "v1",
