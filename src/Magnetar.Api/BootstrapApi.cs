@@ -10,7 +10,8 @@ namespace Magnetar.Api;
 /// <summary>
 /// /bootstrap/v1: what booted nodes call (not part of Magnum's API, no Keystone token). <c>POST bundle</c> trades the
 /// single-use credential of the user-data for the node's tar.gz bundle; <c>POST report?phase=&amp;status=&amp;exit_code=</c>
-/// records progress, the body being the failing command's log tail. Plain HTTP is refused unless
+/// records progress, the body being the failing command's log tail; <c>POST task</c> is what a node's agent asks
+/// (with the report credential) for the work it is to do now — a CA rotation step — answered 204 when there is none. Plain HTTP is refused unless
 /// Magnetar:Bootstrap:AllowInsecureHttp is set: the bundle of a control-plane node holds the cluster's CA keys.
 /// </summary>
 public static class BootstrapApi
@@ -26,6 +27,15 @@ public static class BootstrapApi
                 : Error(403, "the bootstrap endpoint requires TLS"));
         g.MapPost("/bundle", Bundle);
         g.MapPost("/report", Report);
+        g.MapPost("/task", Task);
+    }
+
+    private static async Task<IResult> Task(HttpContext http, NodeBootstrapper bootstrapper, CancellationToken ct)
+    {
+        var r = await bootstrapper.ClaimTaskAsync(http.Request.Headers.Authorization.ToString(), ct);
+        if (r.StatusCode == 204) return Results.NoContent();
+        if (r.Bundle is null) return Error(r.StatusCode, r.Message ?? "refused", r.StatusCode == 503 ? 10 : null, http);
+        return Results.File(r.Bundle, "application/gzip", "task.tar.gz");
     }
 
     private static async Task<IResult> Bundle(HttpContext http, NodeBootstrapper bootstrapper, CancellationToken ct)

@@ -67,22 +67,44 @@ public static class CertificatesApi
         return Results.Json(body, statusCode: 201);
     }
 
+    /// <summary>
+    /// Starts a CA rotation (Magnum: UPDATE_IN_PROGRESS, then UPDATE_COMPLETE/UPDATE_FAILED). The conductor drives it
+    /// through the nodes' agents in three steps (trust both CAs, re-issue from the new one, drop the old one); until
+    /// it completes the old CA stays in force. Rotating a cluster whose rotation failed resumes it at the failed step.
+    /// </summary>
     private static async Task<IResult> Rotate(ApiContext ctx, IClusterCertificates certs, string cluster, CancellationToken ct)
     {
         ApiVersion.Require(ctx.Http, new ApiVersion(1, 5));
         var caller = Policy.Member(ctx.Http, "certificate:rotate_ca");
-        var c = await ctx.FindClusterAsync(caller, cluster, track: false, ct);
+        var c = await ctx.FindClusterAsync(caller, cluster, track: true, ct);
         var tlsDisabled = await ctx.Db.ClusterTemplates.Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.TlsDisabled).FirstOrDefaultAsync(ct);
         if (tlsDisabled) throw MagnumError.BadRequest("Rotating the CA certificate on a non-TLS cluster is not supported.");
         if (ClusterStatus.IsInProgress(c.Status)) throw MagnumError.BadRequest($"Cluster {c.Name} already has an operation in progress.");
-        // Nodes that bootstrapped trust the current CA (their API servers serve certificates of it); Magnetar cannot yet
-        // re-issue what they hold, and after a rotation the nodes it adds would carry a CA their control plane does not
-        // know. Refused as Magnum refuses a driver without rotation (NotSupported, 400) rather than breaking the cluster.
-        var bootstrapped = await ctx.Db.NodeCredentials.CountAsync(n => n.ClusterUuid == c.Uuid && n.Kind == NodeCredentialKinds.Fetch && n.UsedAt != null, ct);
-        if (bootstrapped > 0)
-            throw MagnumError.BadRequest($"'rotate_ca_certificate' is not supported by this driver for a cluster whose nodes have bootstrapped: " +
-                $"{bootstrapped} node(s) of cluster {c.Name} trust its current CA, and Magnetar cannot re-issue their certificates yet.");
-        await certs.RotateCaAsync(ctx.Db, c, ct);
+        var resume = c.CaRotationStep is not null;
+        if (!resume && !ClusterStatus.CaRotationAllowed.Contains(c.Status))
+            throw MagnumError.BadRequest($"Can not rotate certificate for cluster {c.Name} with status {c.Status}");
+
+        await certs.BeginRotationAsync(ctx.Db, c, ct);
+        var nodes = await ctx.Db.NodeStates.Where(s => s.ClusterUuid == c.Uuid).ToListAsync(ct);
+        foreach (var node in nodes)
+        {
+            node.RotationFailure = null; // a failed step is tried again
+            if (!resume) node.RotationStep = null;
+        }
+        c.CaRotationStep ??= CaRotationSteps.Trust;
+        c.CaRotationProgressAt = ctx.Now;
+        c.Status = ClusterStatus.UpdateInProgress;
+        c.StatusReason = resume ? $"CA rotation resumed at step {c.CaRotationStep}" : "CA rotation requested";
+        c.Operation = ClusterOperations.RotateCa;
+        c.OperationStartedAt = ctx.Now;
+        c.NextReconcileAt = ctx.Now;
+        c.UpdatedAt = ctx.Now;
+        ctx.Db.ClusterEvents.Add(new ClusterEvent
+        {
+            ClusterUuid = c.Uuid, At = ctx.Now, Type = "Normal", Reason = "CaRotation",
+            Message = resume ? $"CA rotation resumed at step {c.CaRotationStep} by {caller.UserName}" : $"CA rotation requested by {caller.UserName}",
+        });
+        await ClustersApi.SaveAsync(ctx, ct);
         return Results.Json(new JsonObject { ["uuid"] = c.Uuid }, statusCode: 202);
     }
 }

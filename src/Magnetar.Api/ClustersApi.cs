@@ -373,6 +373,10 @@ public static class ClustersApi
     {
         if (ClusterStatus.IsInProgress(c.Status))
             throw MagnumError.BadRequest($"Cluster {c.Name} already has an operation in progress.");
+        // A node added now would get certificates of a CA that part of the cluster no longer (or not yet) trusts.
+        if (c.CaRotationStep is not null)
+            throw MagnumError.BadRequest($"Cluster {c.Name} has an unfinished CA rotation (stopped at step {c.CaRotationStep}): " +
+                $"rotate its CA again ('openstack coe ca rotate {c.Name}') to finish it before changing the cluster.");
         if (!UpdatableStates.Contains(c.Status))
             throw MagnumError.BadRequest($"Updating a cluster when status is \"{c.Status}\" is not supported.");
     }

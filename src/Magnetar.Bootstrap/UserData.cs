@@ -52,6 +52,35 @@ public sealed class CloudInitUserDataRenderer : IUserDataRenderer
 
     public static string NodeScript { get; } = LoadScript();
 
+    /// <summary>
+    /// The node's agent: after bootstrap (magnetar-node enables the timer once the node is Ready) it asks Magnetar for
+    /// work every 30 s with the node's credential — the steps of a CA rotation — and reports what it did.
+    /// </summary>
+    public const string AgentService = """
+        [Unit]
+        Description=Magnetar node agent: carries out what Magnetar asks of this node (CA rotation steps)
+        Wants=network-online.target
+        After=network-online.target
+
+        [Service]
+        Type=oneshot
+        ExecStart=/usr/local/sbin/magnetar-node task
+
+        """;
+
+    public const string AgentTimer = """
+        [Unit]
+        Description=Ask Magnetar for work for this node every 30 seconds
+
+        [Timer]
+        OnBootSec=1min
+        OnUnitInactiveSec=30s
+
+        [Install]
+        WantedBy=timers.target
+
+        """;
+
     private static readonly ISerializer Yaml = new SerializerBuilder()
         .WithNamingConvention(UnderscoredNamingConvention.Instance)
         .ConfigureDefaultValuesHandling(DefaultValuesHandling.OmitNull)
@@ -85,6 +114,8 @@ public sealed class CloudInitUserDataRenderer : IUserDataRenderer
             new("/etc/magnetar/node.env", env, "0644"),
             new("/etc/magnetar/bootstrap-token", c.FetchToken + "\n", "0600"),
             new(NodeScriptPath, NodeScript, "0755"),
+            new("/etc/systemd/system/magnetar-node-agent.service", AgentService, "0644"),
+            new("/etc/systemd/system/magnetar-node-agent.timer", AgentTimer, "0644"),
         };
         if (!string.IsNullOrWhiteSpace(c.BootstrapCaPem))
             files.Add(new("/etc/magnetar/magnetar-ca.pem", c.BootstrapCaPem.TrimEnd() + "\n", "0644"));

@@ -14,8 +14,17 @@ public sealed class BootstrapOptions
     public bool AllowInsecureHttp { get; set; }
     /// <summary>How long the single-use credential in a server's user-data stays valid.</summary>
     public int FetchCredentialMinutes { get; set; } = 60;
-    /// <summary>How long a node may post progress reports with the credential of its bundle.</summary>
-    public int ReportCredentialHours { get; set; } = 24;
+    /// <summary>
+    /// How long the credential of a node's bundle stays valid: the node posts its reports with it, and its agent asks
+    /// for work (CA rotation steps) with it for as long as the node lives. Revoked when the node's server is replaced
+    /// or removed, or the cluster deleted. Default: 10 years.
+    /// </summary>
+    public int ReportCredentialHours { get; set; } = 87600;
+    /// <summary>
+    /// A CA rotation step fails (UPDATE_FAILED, naming the nodes) when no node has completed it for this long. A node's
+    /// agent asks for work every 30 s; a control-plane node's step restarts its control plane.
+    /// </summary>
+    public int CaRotationStepTimeoutSeconds { get; set; } = 1800;
     /// <summary>
     /// <c>reports</c>: a node is ready when it reports Ready (the real path); <c>cloud</c>: when its server is ACTIVE —
     /// for clouds where nothing boots (the simulated cloud, Nova's fake driver) and no test node plays the VM's part.

@@ -20,8 +20,11 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     private const string FrontProxyCaType = "front-proxy";
     private const string ServiceAccountType = "service-account";
     private const string BootstrapTokenType = "kubeadm-token";
+    // The CA a rotation moves to, until the rotation completes and it replaces the "kubernetes" row. Sealed under the
+    // cluster CA's purpose, so that completing the rotation is renaming the row.
+    private const string NextCaType = "kubernetes-next";
     private static string Purpose(string clusterUuid) => $"cluster-ca-key:{clusterUuid}";
-    private static string Purpose(string clusterUuid, string type) => type == CaType ? Purpose(clusterUuid) : $"cluster-secret:{type}:{clusterUuid}";
+    private static string Purpose(string clusterUuid, string type) => type is CaType or NextCaType ? Purpose(clusterUuid) : $"cluster-secret:{type}:{clusterUuid}";
     public static readonly TimeSpan ClientCertificateValidity = TimeSpan.FromDays(365);
 
     public async Task EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true)
@@ -40,12 +43,20 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     public async Task<string> GetCaPemAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
         var ca = await LoadOrCreateAsync(db, cluster, ct);
-        return ca.CertificatePem;
+        if (cluster.CaRotationStep is null) return ca.CertificatePem;
+        // During a rotation the cluster's API servers serve from either CA: clients are told to trust both.
+        var next = await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct);
+        return next is null ? ca.CertificatePem : ca.CertificatePem.TrimEnd() + "\n" + next.CertificatePem;
     }
 
     public async Task<string> SignClientCsrAsync(MagnetarDbContext db, Cluster cluster, string csrPem, string commonName, IReadOnlyList<string> groups, CancellationToken ct)
     {
-        var ca = await LoadOrCreateAsync(db, cluster, ct);
+        // Once every node trusts the new CA (after the rotation's trust step), client certificates come from it: one
+        // from the old CA would stop working when the rotation finishes.
+        var next = cluster.CaRotationStep is CaRotationSteps.Reissue or CaRotationSteps.Finish
+            ? await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct)
+            : null;
+        var ca = next ?? await LoadOrCreateAsync(db, cluster, ct);
         var key = protector.Unprotect(ca.ProtectedPrivateKey, Purpose(cluster.Uuid));
         try
         {
@@ -57,11 +68,32 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
         }
     }
 
-    public async Task RotateCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    public async Task<bool> BeginRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {
-        await db.CertificateAuthorities.Where(c => c.ClusterUuid == cluster.Uuid && c.CaType == CaType).ExecuteDeleteAsync(ct);
-        db.CertificateAuthorities.Add(NewCa(cluster));
-        await db.SaveChangesAsync(ct);
+        if (await db.CertificateAuthorities.AnyAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct)) return false;
+        db.CertificateAuthorities.Add(NewSecret(cluster, NextCaType));
+        logger.LogInformation("New certificate authority for the rotation of cluster {Cluster} ({Uuid})", cluster.Name, cluster.Uuid);
+        return true;
+    }
+
+    public async Task<(CertificateAuthorityMaterial Current, CertificateAuthorityMaterial Next)?> GetRotationAuthoritiesAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    {
+        var rows = await db.CertificateAuthorities.AsNoTracking()
+            .Where(c => c.ClusterUuid == cluster.Uuid && (c.CaType == CaType || c.CaType == NextCaType)).ToDictionaryAsync(c => c.CaType, ct);
+        if (!rows.TryGetValue(CaType, out var current) || !rows.TryGetValue(NextCaType, out var next)) return null;
+        CertificateAuthorityMaterial Ca(ClusterCertificateAuthority row) => new(row.CertificatePem, protector.Unprotect(row.ProtectedPrivateKey, Purpose(cluster.Uuid)));
+        return (Ca(current), Ca(next));
+    }
+
+    public async Task CompleteRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    {
+        // Tracked, so that the caller's SaveChanges replaces the CA and ends the rotation in one transaction.
+        var rows = await db.CertificateAuthorities.Where(c => c.ClusterUuid == cluster.Uuid && (c.CaType == CaType || c.CaType == NextCaType)).ToListAsync(ct);
+        var next = rows.FirstOrDefault(r => r.CaType == NextCaType);
+        if (next is null) return;
+        foreach (var old in rows.Where(r => r.CaType == CaType)) db.CertificateAuthorities.Remove(old);
+        next.CaType = CaType;
+        next.CreatedAt = time.GetUtcNow();
         logger.LogInformation("Rotated certificate authority of cluster {Cluster} ({Uuid})", cluster.Name, cluster.Uuid);
     }
 
@@ -103,14 +135,12 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
         }
     }
 
-    private ClusterCertificateAuthority NewCa(Cluster cluster) => NewSecret(cluster, CaType);
-
     /// <summary>A new secret of the given type; public part in CertificatePem, secret part protected.</summary>
     private ClusterCertificateAuthority NewSecret(Cluster cluster, string type)
     {
         var (pub, secret) = type switch
         {
-            CaType => Pair(ClusterPki.CreateCertificateAuthority(cluster.Name, cluster.Uuid)),
+            CaType or NextCaType => Pair(ClusterPki.CreateCertificateAuthority(cluster.Name, cluster.Uuid)),
             EtcdCaType => Pair(ClusterPki.CreateNamedAuthority("etcd-ca", cluster.Uuid)),
             FrontProxyCaType => Pair(ClusterPki.CreateNamedAuthority("front-proxy-ca", cluster.Uuid)),
             ServiceAccountType => ClusterPki.CreateServiceAccountKey() is var sa ? (sa.PublicKeyPem, sa.PrivateKeyPem) : default,

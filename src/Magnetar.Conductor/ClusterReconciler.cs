@@ -38,6 +38,7 @@ public sealed class ClusterReconciler(
         {
             ClusterOperations.Delete => await ReconcileDeleteAsync(db, cluster, ct),
             ClusterOperations.Create or ClusterOperations.Update or ClusterOperations.Upgrade => await ReconcileNormalAsync(db, cluster, ct),
+            ClusterOperations.RotateCa => await ReconcileCaRotationAsync(db, cluster, ct),
             _ => new ReconcileResult(null),
         };
 
@@ -188,6 +189,53 @@ public sealed class ClusterReconciler(
                 if (cluster.StatusReason != obs.Message) cluster.StatusReason = obs.Message;
                 return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
         }
+    }
+
+    /// <summary>
+    /// A pass of a CA rotation: the cloud is not touched (no server changes); the nodes' agents carry out the steps
+    /// and report, and this pass moves the cluster from step to step once every participant finished the current one
+    /// (<see cref="CaRotation"/>), fails it with the node's own words when a node failed, or when no node made
+    /// progress within the step timeout — keeping the step, so that rotating again resumes there.
+    /// </summary>
+    private async Task<ReconcileResult> ReconcileCaRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var step = cluster.CaRotationStep ??= CaRotationSteps.Trust;
+        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
+        const string resume = "The cluster keeps working meanwhile (its nodes trust the CA their API servers serve from); rotating the CA again resumes at this step.";
+        if (participants.FirstOrDefault(p => p.RotationFailure is not null) is { } failed)
+            return Fail(db, cluster, $"CA rotation stopped at step {step}: {failed.RotationFailure}\n{resume}", ClusterStatus.UpdateFailed);
+
+        var turn = CaRotation.Turn(participants, step);
+        if (turn.Count == 0)
+        {
+            if (CaRotationSteps.Next(step) is { } next)
+            {
+                cluster.CaRotationStep = next;
+                cluster.CaRotationProgressAt = now;
+                cluster.StatusReason = $"CA rotation: step {next} begins";
+                AddEvent(db, cluster, "Normal", "CaRotationStep", $"CA rotation: every node finished step {step}; step {next} begins");
+                return new ReconcileResult(TimeSpan.FromMilliseconds(100));
+            }
+            await certificates.CompleteRotationAsync(db, cluster, ct);
+            cluster.CaRotationStep = null;
+            cluster.CaRotationProgressAt = null;
+            Transition(db, cluster, ClusterStatus.UpdateComplete,
+                participants.Count == 0 ? "CA rotation completed (no node had bootstrapped with the old CA)"
+                    : $"CA rotation completed: the cluster's {participants.Count} node(s) trust only the new CA", "Completed");
+            cluster.Operation = null;
+            cluster.OperationStartedAt = null;
+            return new ReconcileResult(null);
+        }
+
+        var waiting = string.Join(", ", turn.Select(n => n.NodeName));
+        if (now - (cluster.CaRotationProgressAt ?? cluster.OperationStartedAt ?? now) > TimeSpan.FromSeconds(bootstrapOptions.CaRotationStepTimeoutSeconds))
+            return Fail(db, cluster, $"CA rotation stopped at step {step}: no node completed it within {bootstrapOptions.CaRotationStepTimeoutSeconds} seconds; " +
+                $"waiting for {waiting} (a node's agent, magnetar-node-agent.timer, asks {bootstrapOptions.Url} for work every 30 s: is the node up, can it reach Magnetar?)\n{resume}",
+                ClusterStatus.UpdateFailed);
+        var reason = $"CA rotation step {step} ({Array.IndexOf(CaRotationSteps.All, step) + 1}/{CaRotationSteps.All.Length}): waiting for {waiting}";
+        if (cluster.StatusReason != reason) cluster.StatusReason = reason;
+        return new ReconcileResult(TimeSpan.FromSeconds(3));
     }
 
     /// <summary>The cluster's cloud credential with its secret unsealed, or null when its cloud uses none.</summary>

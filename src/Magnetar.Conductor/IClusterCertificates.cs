@@ -16,8 +16,17 @@ public interface IClusterCertificates
     Task<string> GetCaPemAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
     /// <summary>Signs a client CSR with the cluster CA. The subject is chosen by the caller (policy), never taken from the CSR.</summary>
     Task<string> SignClientCsrAsync(MagnetarDbContext db, Cluster cluster, string csrPem, string commonName, IReadOnlyList<string> groups, CancellationToken ct);
-    /// <summary>Replaces the cluster CA with a new one (CA rotation).</summary>
-    Task RotateCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
+    /// <summary>
+    /// Starts a CA rotation: makes the CA the cluster moves to, unless an unfinished rotation already made one (then
+    /// false: rotating again resumes it). The current CA stays in force until <see cref="CompleteRotationAsync"/>.
+    /// Changes are saved by the caller.
+    /// </summary>
+    Task<bool> BeginRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
+    /// <summary>The current and the next CA with their keys while a rotation is unfinished; null otherwise.</summary>
+    Task<(Magnetar.Bootstrap.Pki.CertificateAuthorityMaterial Current, Magnetar.Bootstrap.Pki.CertificateAuthorityMaterial Next)?> GetRotationAuthoritiesAsync(
+        MagnetarDbContext db, Cluster cluster, CancellationToken ct);
+    /// <summary>Ends a rotation: the next CA becomes the cluster CA, the old one is deleted (saved by the caller).</summary>
+    Task CompleteRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
     Task DeleteAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct);
     /// <summary>
     /// Everything a control-plane node needs to run kubeadm with Magnetar's PKI (creating what is missing): the

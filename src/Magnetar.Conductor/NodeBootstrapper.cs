@@ -138,8 +138,9 @@ public sealed class NodeBootstrapper(
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
-        if (phase is null || !NodePhases.All.Contains(phase))
-            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All)})");
+        var rotationStep = phase is null ? null : CaRotationSteps.StepOfPhase(phase);
+        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null))
+            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)))})");
         if (status is not ("ok" or "failed")) return new BootstrapResponse(400, $"status must be ok or failed, not '{status}'");
         int? code = null;
         if (!string.IsNullOrEmpty(exitCode))
@@ -151,6 +152,7 @@ public sealed class NodeBootstrapper(
         if (state is null) return new BootstrapResponse(410, "the node is no longer part of its cluster");
         var now = time.GetUtcNow();
         var tail = Sanitize(logTail);
+        if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
         state.Phase = phase;
         state.Failed = status == "failed";
         state.ExitCode = state.Failed ? code : null;
@@ -163,6 +165,74 @@ public sealed class NodeBootstrapper(
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
         signal.Poke();
         return new BootstrapResponse(204);
+    }
+
+    /// <summary>A node finished (or failed) a step of its cluster's CA rotation.</summary>
+    private async Task<BootstrapResponse> ReportRotationAsync(MagnetarDbContext db, NodeBootstrapState state, string step, bool failed, int? code, string tail,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        var current = await db.Clusters.Where(c => c.Uuid == state.ClusterUuid).Select(c => new { c.CaRotationStep, c.Operation }).FirstOrDefaultAsync(ct);
+        if (current?.CaRotationStep != step || current.Operation != ClusterOperations.RotateCa)
+            return new BootstrapResponse(409, $"the cluster is not at CA rotation step {step} (now: {current?.CaRotationStep ?? "no rotation"})");
+        if (failed)
+        {
+            state.RotationFailure = $"node {state.NodeName} ({state.Role}) failed at step {step}"
+                + (code is null ? "" : $" with exit code {code}")
+                + (string.IsNullOrWhiteSpace(tail) ? "" : "; last log lines:\n" + LastLines(tail, 15));
+            AddEvent(db, state.ClusterUuid, "Warning", "NodeCaRotationFailed", $"node {state.NodeName}: CA rotation step {step} failed" + (code is null ? "" : $" with exit code {code}"));
+        }
+        else
+        {
+            state.RotationStep = step;
+            state.RotationFailure = null;
+            AddEvent(db, state.ClusterUuid, "Normal", "NodeCaRotation", $"node {state.NodeName}: CA rotation step {step} done");
+        }
+        state.LastReportAt = now;
+        await db.SaveChangesAsync(ct);
+        await db.Clusters.Where(c => c.Uuid == state.ClusterUuid && c.Operation == ClusterOperations.RotateCa)
+            .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now).SetProperty(c => c.CaRotationProgressAt, now), ct);
+        signal.Poke();
+        return new BootstrapResponse(204);
+    }
+
+    /// <summary>
+    /// What a booted node's agent asks for (with its report credential): the files and settings of the CA rotation
+    /// step it is to carry out now, as a tar.gz with <c>task.env</c>; 204 when there is nothing for it to do.
+    /// </summary>
+    public async Task<BootstrapResponse> ClaimTaskAsync(string? authorization, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
+        if (credential is null) return BootstrapResponse.Refused(error!);
+        var cluster = await db.Clusters.AsNoTracking().FirstOrDefaultAsync(c => c.Uuid == credential.ClusterUuid, ct);
+        if (cluster is null || cluster.Operation == ClusterOperations.Delete) return new BootstrapResponse(410, "the node's cluster is being deleted");
+        if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step) return new BootstrapResponse(204);
+        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
+        var state = CaRotation.Turn(participants, step).FirstOrDefault(p => p.NodeName == credential.NodeName);
+        if (state is null) return new BootstrapResponse(204);
+        if (await certificates.GetRotationAuthoritiesAsync(db, cluster, ct) is not var (current, next))
+            return new BootstrapResponse(503, "the cluster's rotation has no new CA yet; ask again");
+
+        var controlPlane = state.Role != RoleWorker;
+        var lead = CaRotation.IsLead(participants, state);
+        var env = $"MAGNETAR_TASK=rotate-ca\nMAGNETAR_TASK_STEP={step}\nMAGNETAR_TASK_LEAD={(lead ? 1 : 0)}\n";
+        var files = new List<(string Path, string Content, UnixFileMode Mode)>
+        {
+            ("task.env", env, Public),
+            ("ca-current.crt", current.CertificatePem, Public),
+            ("ca-next.crt", next.CertificatePem, Public),
+        };
+        if (step == CaRotationSteps.Reissue)
+        {
+            if (controlPlane) files.Add(("ca-next.key", next.PrivateKeyPem, Private));
+            files.Add(("kubelet-client.pem", NodeCertificates.KubeletClientPem(next, state.NodeName, TimeSpan.FromDays(options.KubeletServingCertificateDays)), Private));
+            var serving = NodeCertificates.KubeletServing(next, state.NodeName, (state.Addresses ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries),
+                TimeSpan.FromDays(options.KubeletServingCertificateDays));
+            files.Add(("kubelet-serving.crt", serving.CertificatePem, Public));
+            files.Add(("kubelet-serving.key", serving.PrivateKeyPem, Private));
+        }
+        logger.LogInformation("Cluster {Uuid}: node {Node} takes CA rotation step {Step}", cluster.Uuid, state.NodeName, step);
+        return new BootstrapResponse(200, null, Tar(files, time.GetUtcNow()));
     }
 
     /// <summary>

@@ -29,6 +29,12 @@ public static class ClusterStatus
         RollbackInProgress, RollbackFailed, RollbackComplete, SnapshotComplete, CheckComplete, AdoptComplete,
     ];
 
+    /// <summary>Where Magnum lets a CA rotation start (magnum/conductor/handlers/ca_conductor.py).</summary>
+    public static readonly IReadOnlySet<string> CaRotationAllowed = new HashSet<string>
+    {
+        CreateComplete, UpdateComplete, ResumeComplete, RestoreComplete, RollbackComplete, SnapshotComplete, CheckComplete, AdoptComplete,
+    };
+
     public static bool IsInProgress(string status) => status.EndsWith("_IN_PROGRESS", StringComparison.Ordinal);
     public static bool IsFailed(string status) => status.EndsWith("_FAILED", StringComparison.Ordinal);
 }
@@ -46,6 +52,8 @@ public static class ClusterOperations
     public const string Update = "update";
     public const string Upgrade = "upgrade";
     public const string Delete = "delete";
+    /// <summary>A CA rotation on the cluster's nodes (status UPDATE_IN_PROGRESS, as Magnum's).</summary>
+    public const string RotateCa = "rotate_ca";
 }
 
 /// <summary>Condition types a reconcile pass reports, in the order a cluster comes up.</summary>

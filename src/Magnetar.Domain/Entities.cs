@@ -88,6 +88,13 @@ public sealed class Cluster
     public List<ClusterCondition> Conditions { get; set; } = new();
     /// <summary>Template to move to when an upgrade is requested (applied by the conductor).</summary>
     public string? UpgradeToTemplateId { get; set; }
+    /// <summary>
+    /// The step of an unfinished CA rotation (<see cref="CaRotationSteps"/>), null when none: set by
+    /// <c>PATCH /v1/certificates</c>, kept when a step fails so that rotating again resumes where it stopped.
+    /// </summary>
+    public string? CaRotationStep { get; set; }
+    /// <summary>When the current CA rotation step began or a node last completed it (a step's timeout counts from it).</summary>
+    public DateTimeOffset? CaRotationProgressAt { get; set; }
 
     public List<NodeGroup> NodeGroups { get; set; } = new();
 }
@@ -249,6 +256,10 @@ public sealed class NodeBootstrapState
     /// its kubelet serving certificate carries them, so a node fetching its bundle before they are known is told to ask again.
     /// </summary>
     public string? Addresses { get; set; }
+    /// <summary>The last step of the cluster's current CA rotation this node completed (<see cref="CaRotationSteps"/>).</summary>
+    public string? RotationStep { get; set; }
+    /// <summary>Why this node failed the current CA rotation step (node, step, exit code, log tail); null when it did not.</summary>
+    public string? RotationFailure { get; set; }
 }
 
 /// <summary>The phases a node reports, in order.</summary>
@@ -261,4 +272,25 @@ public static class NodePhases
     public const string AddonsApplied = "addons-applied";
     public const string Ready = "ready";
     public static readonly string[] All = [Booted, ContainerdReady, KubeadmDone, AddonsApplied, Ready];
+}
+
+/// <summary>
+/// The steps of a CA rotation on a running cluster, in order (Kubernetes' "manual rotation of CA certificates", driven
+/// by Magnetar and carried out on each node by its agent). Control-plane nodes take each step one at a time, then the
+/// workers all at once; a step begins only when every node finished the one before.
+/// </summary>
+public static class CaRotationSteps
+{
+    /// <summary>Every component trusts both CAs; control-plane nodes still sign with the old one.</summary>
+    public const string Trust = "trust";
+    /// <summary>Control-plane nodes sign with the new CA and re-issue their certificates; every kubelet gets new ones.</summary>
+    public const string Reissue = "reissue";
+    /// <summary>The old CA is trusted nowhere any more.</summary>
+    public const string Finish = "finish";
+    public static readonly string[] All = [Trust, Reissue, Finish];
+
+    /// <summary>The phase a node reports for a step: ca-trust, ca-reissue, ca-finish.</summary>
+    public static string Phase(string step) => "ca-" + step;
+    public static string? StepOfPhase(string phase) => All.FirstOrDefault(s => Phase(s) == phase);
+    public static string? Next(string step) => Array.IndexOf(All, step) is var i && i >= 0 && i + 1 < All.Length ? All[i + 1] : null;
 }

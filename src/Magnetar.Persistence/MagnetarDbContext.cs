@@ -58,6 +58,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.Property(x => x.ProjectId).HasMaxLength(64);
             e.Property(x => x.UserId).HasMaxLength(64);
             e.Property(x => x.Status).HasMaxLength(32);
+            e.Property(x => x.CaRotationStep).HasMaxLength(16);
             JsonColumn(e.Property(x => x.Labels));
             JsonColumn(e.Property(x => x.HealthStatusReason));
             JsonColumn(e.Property(x => x.Conditions));
@@ -132,6 +133,8 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.Property(x => x.Phase).HasMaxLength(32);
             e.Property(x => x.LogTail).HasMaxLength(8192);
             e.Property(x => x.Addresses).HasMaxLength(1024);
+            e.Property(x => x.RotationStep).HasMaxLength(16);
+            e.Property(x => x.RotationFailure).HasMaxLength(9216);
         });
 
         b.Entity<SimulatedResource>(e =>

@@ -517,6 +517,8 @@ public abstract class ApiContractTests(HostFixture fixture)
         await demo.PostAsync("/v1/certificates", Http.Json(new JsonObject { ["cluster_uuid"] = Guid.NewGuid().ToString(), ["csr"] = Fixtures.TempestCsr })).ExpectAsync(400);
 
         await demo.PatchAsync($"/v1/certificates/{uuid}", null).ExpectAsync(202);
+        // Asynchronous, as Magnum's: UPDATE_IN_PROGRESS until the nodes went through it (none bootstrapped here).
+        await Clusters.WaitForStatusAsync(demo, uuid, "UPDATE_COMPLETE");
         var rotated = await demo.GetAsync($"/v1/certificates/{uuid}").ExpectAsync(200);
         Assert.NotEqual(caPem, rotated["pem"]!.GetValue<string>());
         Assert.NotEqual("OK", Fixtures.OpensslVerify(rotated["pem"]!.GetValue<string>(), pem));

@@ -6,6 +6,8 @@
 #                                        (certificates, keys, kubeadm configuration, addons, report credential)
 #   magnetar-node report PHASE ok|failed [EXIT_CODE] [LOG_FILE]
 #   magnetar-node run PHASE COMMAND...   run COMMAND; report PHASE ok, or failed with its exit code and log tail
+#   magnetar-node task                   ask Magnetar for work (a CA rotation step), carry it out, report it; what
+#                                        magnetar-node-agent.timer runs every 30 s once the node has bootstrapped
 # Paths are under MAGNETAR_NODE_ROOT (default: /). Only the test node sets it, to play a booted VM in a directory.
 set -uo pipefail
 ROOT="${MAGNETAR_NODE_ROOT:-}"
@@ -140,7 +142,161 @@ bootstrap() {
   run containerd-ready prepare || return 1
   run kubeadm-done kubeadm_phase || return 1
   if [ "$MAGNETAR_ROLE" = init ]; then run addons-applied addons || return 1; fi
-  run ready node_ready
+  run ready node_ready || return 1
+  systemctl daemon-reload && systemctl enable --now magnetar-node-agent.timer
+}
+
+# ---------------------------------------------------------------- work after bootstrap: CA rotation
+# Kubernetes' manual CA rotation (kubernetes.io/docs/tasks/tls/manual-rotation-of-ca-certificates), in three steps
+# that Magnetar hands out one at a time (control-plane nodes one by one, then the workers) and every one of which can
+# be run again: trust both CAs, re-issue from the new one, drop the old one. The etcd and front-proxy CAs and the
+# service-account key are not rotated.
+PKI="$KUBE/pki"
+KUBELET_PKI="$ROOT/var/lib/kubelet/pki"
+KUBELET_CLIENT=/var/lib/kubelet/pki/kubelet-client-current.pem # as the kubelet sees it (kubelet.conf names it)
+KUBECONFIGS=(admin.conf super-admin.conf controller-manager.conf scheduler.conf kubelet.conf)
+
+is_control_plane() { [ "$MAGNETAR_ROLE" != worker ]; }
+admin() { kubectl --kubeconfig "$KUBE/admin.conf" "$@"; }
+
+# Every kubeconfig kubeadm wrote on this node trusts the certificates of the file $1.
+kubeconfigs_trust() {
+  local f c
+  for f in "${KUBECONFIGS[@]}"; do
+    [ -f "$KUBE/$f" ] || continue
+    for c in $(kubectl config get-clusters --kubeconfig "$KUBE/$f" | tail -n +2); do
+      kubectl config set-cluster "$c" --kubeconfig "$KUBE/$f" --certificate-authority "$1" --embed-certs=true || return 1
+    done
+  done
+}
+
+# Static pods restart when their manifest leaves and comes back (what kubeadm's documentation does after a renewal).
+restart_control_plane() {
+  local m paused="$KUBE/magnetar/paused"
+  mkdir -p "$paused"
+  for m in kube-apiserver kube-controller-manager kube-scheduler; do
+    [ -f "$KUBE/manifests/$m.yaml" ] || continue
+    mv "$KUBE/manifests/$m.yaml" "$paused/" || return 1
+    sleep "${MAGNETAR_RESTART_WAIT:-20}"
+    mv "$paused/$m.yaml" "$KUBE/manifests/" || return 1
+    [ "$m" = kube-apiserver ] || continue
+    for ((i = 1; i <= 60; i++)); do
+      admin --server https://127.0.0.1:6443 --tls-server-name kubernetes get --raw /readyz >/dev/null && break
+      if [ "$i" = 60 ]; then echo "the local kube-apiserver is not ready 5 minutes after its restart"; return 1; fi
+      sleep 5
+    done
+  done
+}
+
+# The kubelet's client certificate (one file, certificate and key) and serving certificate from the new CA.
+install_kubelet_certs() {
+  local d=$1 name u
+  mkdir -p "$KUBELET_PKI"
+  name="kubelet-client-$(date -u +%Y-%m-%d-%H-%M-%S).pem"
+  install -m 0600 "$d/kubelet-client.pem" "$KUBELET_PKI/$name" && ln -sfn "$name" "$KUBELET_PKI/kubelet-client-current.pem" || return 1
+  install -m 0644 "$d/kubelet-serving.crt" "$KUBELET_PKI/kubelet-serving.crt" || return 1
+  install -m 0600 "$d/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key" || return 1
+  # kubelet.conf names that file (as kubeadm leaves it after kubelet-finalize or the kubelet's TLS bootstrap).
+  [ -f "$KUBE/kubelet.conf" ] || return 0
+  for u in $(kubectl config view --kubeconfig "$KUBE/kubelet.conf" -o jsonpath='{.users[*].name}'); do
+    kubectl config unset "users.$u.client-certificate-data" --kubeconfig "$KUBE/kubelet.conf" >/dev/null
+    kubectl config unset "users.$u.client-key-data" --kubeconfig "$KUBE/kubelet.conf" >/dev/null
+    kubectl config set-credentials "$u" --kubeconfig "$KUBE/kubelet.conf" --client-certificate "$KUBELET_CLIENT" --client-key "$KUBELET_CLIENT" || return 1
+  done
+}
+
+# Pods read the cluster CA once (kube-root-ca.crt): once the controller managers publish both CAs, restart every
+# workload so that none still trusts only the old one when the API servers start serving from the new one.
+restart_workloads() {
+  local marker ns kind
+  marker=$(sed -n 2p "$1")
+  for ((i = 1; i <= 60; i++)); do
+    admin -n kube-system get configmap kube-root-ca.crt -o jsonpath='{.data.ca\.crt}' | grep -qF -- "$marker" && break
+    if [ "$i" = 60 ]; then echo "kube-root-ca.crt does not carry the new CA 10 minutes after the controller managers restarted"; return 1; fi
+    sleep 10
+  done
+  for ns in $(admin get namespaces -o jsonpath='{.items[*].metadata.name}'); do
+    for kind in deployment daemonset statefulset; do
+      [ -n "$(admin -n "$ns" get "$kind" -o name)" ] || continue
+      admin -n "$ns" rollout restart "$kind" || return 1
+    done
+  done
+}
+
+# kube-public/cluster-info (what kubeadm's token discovery trusts) carries the new CA.
+publish_cluster_info() {
+  local ca=$1 tmp
+  tmp=$(mktemp -d)
+  admin -n kube-public get configmap cluster-info -o jsonpath='{.data.kubeconfig}' >"$tmp/kubeconfig" || { rm -rf "$tmp"; return 1; }
+  sed -i "s|^\([[:space:]]*certificate-authority-data:\).*|\1 $(base64 -w0 "$ca")|" "$tmp/kubeconfig"
+  kubectl create configmap cluster-info -n kube-public --from-file=kubeconfig="$tmp/kubeconfig" --dry-run=client -o yaml |
+    admin apply --server-side --force-conflicts --field-manager=magnetar -f -
+  local rc=$?
+  rm -rf "$tmp"
+  return $rc
+}
+
+rotate_trust() {
+  local d=$1
+  # ca.crt is also the controller manager's signing certificate: its first certificate stays the one of ca.key.
+  awk 1 "$d/ca-current.crt" "$d/ca-next.crt" >"$d/bundle.crt" && install -m 0644 "$d/bundle.crt" "$PKI/ca.crt" || return 1
+  kubeconfigs_trust "$d/bundle.crt" || return 1
+  if is_control_plane; then restart_control_plane || return 1; fi
+  systemctl restart kubelet
+}
+
+rotate_reissue() {
+  local d=$1
+  awk 1 "$d/ca-next.crt" "$d/ca-current.crt" >"$d/bundle.crt" || return 1
+  if is_control_plane; then
+    if [ "${MAGNETAR_TASK_LEAD:-0}" = 1 ]; then restart_workloads "$d/ca-next.crt" || return 1; fi
+    # From here on this node's controller manager signs, and kubeadm issues, with the new CA.
+    install -m 0600 "$d/ca-next.key" "$PKI/ca.key" && install -m 0644 "$d/bundle.crt" "$PKI/ca.crt" || return 1
+    kubeadm certs renew all || return 1
+    kubeconfigs_trust "$d/bundle.crt" || return 1 # kubeadm writes only ca.crt's first certificate into them
+  else
+    install -m 0644 "$d/bundle.crt" "$PKI/ca.crt" || return 1
+  fi
+  install_kubelet_certs "$d" || return 1
+  if is_control_plane; then restart_control_plane || return 1; fi
+  systemctl restart kubelet
+}
+
+rotate_finish() {
+  local d=$1
+  install -m 0644 "$d/ca-next.crt" "$PKI/ca.crt" || return 1
+  kubeconfigs_trust "$d/ca-next.crt" || return 1
+  if is_control_plane; then
+    if [ "${MAGNETAR_TASK_LEAD:-0}" = 1 ]; then publish_cluster_info "$d/ca-next.crt" || return 1; fi
+    restart_control_plane || return 1
+  fi
+  systemctl restart kubelet
+}
+
+task() {
+  local token code tmp dir="$ETC/task" rc
+  token=$(cat "$ETC/report-token") || { log "no report credential: the node has not fetched its bundle"; return 1; }
+  tmp=$(mktemp)
+  code=$("${CURL[@]}" -o "$tmp" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$MAGNETAR_URL/bootstrap/v1/task") || code=000
+  case "$code" in
+    204) rm -f "$tmp"; return 0 ;;
+    200) ;;
+    *) log "asking Magnetar for work failed (HTTP $code): $(head -c 500 "$tmp")"; rm -f "$tmp"; return 1 ;;
+  esac
+  rm -rf "$dir"
+  if ! (umask 077 && mkdir -p "$dir" && tar -xzf "$tmp" -C "$dir" --no-same-owner); then rm -f "$tmp"; return 1; fi
+  rm -f "$tmp"
+  MAGNETAR_TASK=$(sed -n 's/^MAGNETAR_TASK=//p' "$dir/task.env")
+  MAGNETAR_TASK_STEP=$(sed -n 's/^MAGNETAR_TASK_STEP=//p' "$dir/task.env")
+  MAGNETAR_TASK_LEAD=$(sed -n 's/^MAGNETAR_TASK_LEAD=//p' "$dir/task.env")
+  case "$MAGNETAR_TASK:$MAGNETAR_TASK_STEP" in
+    rotate-ca:trust | rotate-ca:reissue | rotate-ca:finish)
+      log "CA rotation step $MAGNETAR_TASK_STEP"
+      run "ca-$MAGNETAR_TASK_STEP" "rotate_$MAGNETAR_TASK_STEP" "$dir"; rc=$? ;;
+    *) log "unknown task '$MAGNETAR_TASK' '$MAGNETAR_TASK_STEP'"; rc=1 ;;
+  esac
+  rm -rf "$dir" # the new CA key lives only in /etc/kubernetes/pki
+  return $rc
 }
 
 command=${1:-}
@@ -150,5 +306,6 @@ case "$command" in
   fetch) fetch ;;
   report) report "$@" ;;
   run) run "$@" ;;
-  *) echo "usage: magnetar-node bootstrap|fetch|report PHASE ok|failed [EXIT_CODE] [LOG_FILE]|run PHASE COMMAND..." >&2; exit 2 ;;
+  task) task ;;
+  *) echo "usage: magnetar-node bootstrap|fetch|task|report PHASE ok|failed [EXIT_CODE] [LOG_FILE]|run PHASE COMMAND..." >&2; exit 2 ;;
 esac

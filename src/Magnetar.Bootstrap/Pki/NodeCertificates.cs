@@ -51,5 +51,16 @@ public static class NodeCertificates
             new SubjectAlternativeNames([nodeName], ips), validity, LeafKey.EcdsaP256);
     }
 
+    /// <summary>
+    /// A kubelet client certificate (<c>system:node:&lt;name&gt;</c> in <c>system:nodes</c>), as the one file of certificate
+    /// and key the kubelet keeps in /var/lib/kubelet/pki/kubelet-client-current.pem. Issued when a CA rotation re-issues
+    /// what a node holds; the kubelet renews it itself afterwards (rotateCertificates) from the controller manager's signer.
+    /// </summary>
+    public static string KubeletClientPem(CertificateAuthorityMaterial ca, string nodeName, TimeSpan validity)
+    {
+        var client = ClusterPki.IssueCertificate(ca, NodeUser(nodeName), [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
+        return client.CertificatePem.TrimEnd() + "\n" + client.PrivateKeyPem.TrimEnd() + "\n";
+    }
+
     private static string Base64(string pem) => Convert.ToBase64String(Encoding.ASCII.GetBytes(pem));
 }

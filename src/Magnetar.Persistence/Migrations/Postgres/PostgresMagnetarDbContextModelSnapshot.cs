@@ -33,6 +33,13 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.Property<string>("ApiAddress")
                         .HasColumnType("text");
 
+                    b.Property<DateTimeOffset?>("CaRotationProgressAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CaRotationStep")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
                     b.Property<string>("ClusterTemplateId")
                         .IsRequired()
                         .HasColumnType("text");
@@ -505,6 +512,14 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasColumnType("text");
+
+                    b.Property<string>("RotationFailure")
+                        .HasMaxLength(9216)
+                        .HasColumnType("character varying(9216)");
+
+                    b.Property<string>("RotationStep")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
 
                     b.HasKey("Id");
 

@@ -25,6 +25,13 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                     b.Property<string>("ApiAddress")
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("CaRotationProgressAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CaRotationStep")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ClusterTemplateId")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -484,6 +491,14 @@ namespace Magnetar.Persistence.Migrations.Sqlite
 
                     b.Property<string>("Role")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RotationFailure")
+                        .HasMaxLength(9216)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RotationStep")
+                        .HasMaxLength(16)
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
