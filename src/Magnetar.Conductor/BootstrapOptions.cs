@@ -42,7 +42,10 @@ public sealed class BootstrapOptions
     public string BootstrapTokenTtl { get; set; } = "24h0m0s";
     /// <summary>Validity of the client certificate in a joining node's bundle: kubeadm join and the kubelet's TLS bootstrap must happen within it.</summary>
     public int JoinCertificateMinutes { get; set; } = 120;
-    /// <summary>Validity of a kubelet's serving certificate (the kubelet does not renew a certificate it was given; replacing the node does).</summary>
+    /// <summary>
+    /// Validity of a kubelet's serving certificate. The kubelet does not renew a certificate it was given: the node's
+    /// agent is handed a new one when less than a third of this is left.
+    /// </summary>
     public int KubeletServingCertificateDays { get; set; } = 365;
     /// <summary>Keystone URL and region written into the cloud integration's cloud.conf (OpenStack only).</summary>
     public string? CloudAuthUrl { get; set; }

@@ -80,6 +80,9 @@ public sealed class NodeBootstrapper(
         state.CreatedAt = now;
         state.LastReportAt = null;
         state.Addresses = null;
+        state.ServingCertificateExpiresAt = null;
+        state.RotationStep = null;
+        state.RotationFailure = null;
         await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == nodeName).ExecuteDeleteAsync(ct);
         var token = NewCredential(db, cluster.Uuid, nodeName, NodeCredentialKinds.Fetch, now + TimeSpan.FromMinutes(options.FetchCredentialMinutes));
         await db.SaveChangesAsync(ct);
@@ -126,6 +129,7 @@ public sealed class NodeBootstrapper(
         var consumed = await db.NodeCredentials.Where(c => c.Id == credential.Id && c.UsedAt == null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.UsedAt, now), ct);
         if (consumed == 0) return BootstrapResponse.Refused("this bootstrap credential was already used");
+        state.ServingCertificateExpiresAt = now + ServingValidity;
         AddEvent(db, cluster.Uuid, "Normal", "NodeBundleFetched", $"node {state.NodeName} fetched its bootstrap bundle ({state.Role})");
         await db.SaveChangesAsync(ct); // the bundle's report credential and the event
         logger.LogInformation("Cluster {Uuid}: node {Node} fetched its bootstrap bundle ({Role})", cluster.Uuid, state.NodeName, state.Role);
@@ -139,8 +143,8 @@ public sealed class NodeBootstrapper(
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
         var rotationStep = phase is null ? null : CaRotationSteps.StepOfPhase(phase);
-        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null))
-            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)))})");
+        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null && phase != NodePhases.KubeletServingRenewed))
+            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)).Append(NodePhases.KubeletServingRenewed))})");
         if (status is not ("ok" or "failed")) return new BootstrapResponse(400, $"status must be ok or failed, not '{status}'");
         int? code = null;
         if (!string.IsNullOrEmpty(exitCode))
@@ -153,6 +157,17 @@ public sealed class NodeBootstrapper(
         var now = time.GetUtcNow();
         var tail = Sanitize(logTail);
         if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
+        if (phase == NodePhases.KubeletServingRenewed)
+        {
+            // Not a bootstrap phase: the node stays Ready; a failure is an event and the agent is handed a new one again.
+            if (status == "ok") state.ServingCertificateExpiresAt = now + ServingValidity;
+            AddEvent(db, credential.ClusterUuid, status == "ok" ? "Normal" : "Warning", "KubeletServingCertificate", status == "ok"
+                ? $"node {state.NodeName}: kubelet serving certificate renewed"
+                : $"node {state.NodeName}: renewing the kubelet serving certificate failed" + (code is null ? "" : $" with exit code {code}") +
+                  (string.IsNullOrWhiteSpace(tail) ? "" : ": " + LastLines(tail, 3)));
+            await db.SaveChangesAsync(ct);
+            return new BootstrapResponse(204);
+        }
         state.Phase = phase;
         state.Failed = status == "failed";
         state.ExitCode = state.Failed ? code : null;
@@ -185,6 +200,7 @@ public sealed class NodeBootstrapper(
         {
             state.RotationStep = step;
             state.RotationFailure = null;
+            if (step == CaRotationSteps.Reissue) state.ServingCertificateExpiresAt = now + ServingValidity; // the step gave it a new one
             AddEvent(db, state.ClusterUuid, "Normal", "NodeCaRotation", $"node {state.NodeName}: CA rotation step {step} done");
         }
         state.LastReportAt = now;
@@ -206,7 +222,8 @@ public sealed class NodeBootstrapper(
         if (credential is null) return BootstrapResponse.Refused(error!);
         var cluster = await db.Clusters.AsNoTracking().FirstOrDefaultAsync(c => c.Uuid == credential.ClusterUuid, ct);
         if (cluster is null || cluster.Operation == ClusterOperations.Delete) return new BootstrapResponse(410, "the node's cluster is being deleted");
-        if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step) return new BootstrapResponse(204);
+        if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step)
+            return cluster.CaRotationStep is null ? await RenewalTaskAsync(db, cluster, credential.NodeName, ct) : new BootstrapResponse(204);
         var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
         var state = CaRotation.Turn(participants, step).FirstOrDefault(p => p.NodeName == credential.NodeName);
         if (state is null) return new BootstrapResponse(204);
@@ -233,6 +250,29 @@ public sealed class NodeBootstrapper(
         }
         logger.LogInformation("Cluster {Uuid}: node {Node} takes CA rotation step {Step}", cluster.Uuid, state.NodeName, step);
         return new BootstrapResponse(200, null, Tar(files, time.GetUtcNow()));
+    }
+
+    private TimeSpan ServingValidity => TimeSpan.FromDays(options.KubeletServingCertificateDays);
+
+    /// <summary>
+    /// A new kubelet serving certificate for a node whose current one has less than a third of its validity left (the
+    /// kubelet does not renew a certificate it was given); 204 when none is due.
+    /// </summary>
+    private async Task<BootstrapResponse> RenewalTaskAsync(MagnetarDbContext db, Cluster cluster, string nodeName, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var state = await db.NodeStates.AsNoTracking().FirstOrDefaultAsync(s => s.ClusterUuid == cluster.Uuid && s.NodeName == nodeName, ct);
+        if (state?.ServingCertificateExpiresAt is not { } expires || expires - now > ServingValidity / 3 || string.IsNullOrEmpty(state.Addresses))
+            return new BootstrapResponse(204);
+        var node = await certificates.GetNodeSecretsAsync(db, cluster, ct);
+        var serving = NodeCertificates.KubeletServing(node.ClusterCa, nodeName, state.Addresses.Split(','), ServingValidity);
+        logger.LogInformation("Cluster {Uuid}: node {Node} is handed a renewed kubelet serving certificate (the current one expires {Expires:u})", cluster.Uuid, nodeName, expires);
+        return new BootstrapResponse(200, null, Tar(
+        [
+            ("task.env", "MAGNETAR_TASK=renew-kubelet-serving\n", Public),
+            ("kubelet-serving.crt", serving.CertificatePem, Public),
+            ("kubelet-serving.key", serving.PrivateKeyPem, Private),
+        ], now));
     }
 
     /// <summary>

@@ -260,6 +260,11 @@ public sealed class NodeBootstrapState
     public string? RotationStep { get; set; }
     /// <summary>Why this node failed the current CA rotation step (node, step, exit code, log tail); null when it did not.</summary>
     public string? RotationFailure { get; set; }
+    /// <summary>
+    /// When the kubelet serving certificate Magnetar last gave this node expires (null before its bundle): the node's
+    /// agent is handed a new one when less than a third of its validity is left.
+    /// </summary>
+    public DateTimeOffset? ServingCertificateExpiresAt { get; set; }
 }
 
 /// <summary>The phases a node reports, in order.</summary>
@@ -272,6 +277,8 @@ public static class NodePhases
     public const string AddonsApplied = "addons-applied";
     public const string Ready = "ready";
     public static readonly string[] All = [Booted, ContainerdReady, KubeadmDone, AddonsApplied, Ready];
+    /// <summary>Reported by a node's agent after it installed a renewed kubelet serving certificate (not a bootstrap phase).</summary>
+    public const string KubeletServingRenewed = "kubelet-serving-renewed";
 }
 
 /// <summary>

@@ -176,6 +176,29 @@ public sealed partial class NodeBootstrapTests
         Assert.Equal([next], Thumbprints(await CaPem(r1)));
         foreach (var n in nodes) Assert.Equal([next], Thumbprints(n.Files.File("etc/kubernetes/pki/ca.crt")));
 
+        // ---- the kubelet does not renew a serving certificate it was given: the agent is handed a new one when a third
+        // of its validity is left (the database is moved 265 days on for one worker; nobody else is due).
+        var worker = nodes[^1];
+        var servingBefore = worker.Files.File("var/lib/kubelet/pki/kubelet-serving.crt");
+        string Renewed(Node n) => n.Files.Path("var/log/magnetar/kubelet-serving-renewed.log");
+        foreach (var n in nodes) Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
+        Assert.All(nodes, n => Assert.False(File.Exists(Renewed(n)), $"{n.Name} renewed a certificate that is not due"));
+        var due = (long)new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter().ConvertToProvider(DateTimeOffset.UtcNow.AddDays(100))!;
+        Execute($"UPDATE node_states SET ServingCertificateExpiresAt = {due} WHERE ClusterUuid = '{r1}' AND NodeName = '{worker.Name}'");
+        foreach (var n in nodes) Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
+        Assert.All(nodes, n => Assert.Equal(n == worker, File.Exists(Renewed(n))));
+        var servingAfter = worker.Files.File("var/lib/kubelet/pki/kubelet-serving.crt");
+        Assert.NotEqual(servingBefore, servingAfter);
+        Assert.Equal("OK", Fixtures.OpensslVerify(CertPem(await CaPem(r1), 0), servingAfter, "-purpose", "sslserver", "-verify_hostname", worker.Name));
+        Assert.Equal(Pub(worker.Files.Path("var/lib/kubelet/pki/kubelet-serving.key")), Pub(worker.Files.Path("var/lib/kubelet/pki/kubelet-serving.crt"), cert: true));
+        Assert.Equal("600", Mode(worker.Files.Path("var/lib/kubelet/pki/kubelet-serving.key")));
+        Assert.EndsWith("systemctl restart kubelet", worker.Files.File("stub.log").TrimEnd());
+        Assert.Equal($"node {worker.Name}: kubelet serving certificate renewed",
+            Strings($"SELECT Message FROM cluster_events WHERE ClusterUuid = '{r1}' AND Reason = 'KubeletServingCertificate' ORDER BY Id").Single());
+        File.Delete(Renewed(worker));
+        Assert.Equal(0, (await worker.Files.RunWith(StubEnv(stubs), "task")).Item1);
+        Assert.False(File.Exists(Renewed(worker)), "renewed twice: the new certificate's expiry was not recorded");
+
         // ---- a node added after the rotation joins with the new CA.
         await Api(HttpMethod.Post, $"/v1/clusters/{r1}/actions/resize", new JsonObject { ["node_count"] = 3 }, HttpStatusCode.Accepted);
         var added = (await WaitForServers(r1, 5)).Single(s => !booted.ContainsKey(s.Name));
@@ -373,6 +396,15 @@ public sealed partial class NodeBootstrapTests
     {
         var config = k8s.KubernetesYaml.Deserialize<k8s.KubeConfigModels.K8SConfiguration>(yaml);
         return Thumbprints(System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(config.Clusters.Single().ClusterEndpoint.CertificateAuthorityData)));
+    }
+
+    private void Execute(string sql)
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server!.DataDir}/magnetar.db");
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        Assert.Equal(1, cmd.ExecuteNonQuery());
     }
 
     private List<string> Strings(string sql)

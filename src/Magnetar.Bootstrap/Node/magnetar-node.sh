@@ -6,7 +6,8 @@
 #                                        (certificates, keys, kubeadm configuration, addons, report credential)
 #   magnetar-node report PHASE ok|failed [EXIT_CODE] [LOG_FILE]
 #   magnetar-node run PHASE COMMAND...   run COMMAND; report PHASE ok, or failed with its exit code and log tail
-#   magnetar-node task                   ask Magnetar for work (a CA rotation step), carry it out, report it; what
+#   magnetar-node task                   ask Magnetar for work (a CA rotation step, a renewed kubelet serving
+#                                        certificate), carry it out, report it; what
 #                                        magnetar-node-agent.timer runs every 30 s once the node has bootstrapped
 # Paths are under MAGNETAR_NODE_ROOT (default: /). Only the test node sets it, to play a booted VM in a directory.
 set -uo pipefail
@@ -273,6 +274,13 @@ rotate_finish() {
   systemctl restart kubelet
 }
 
+# The kubelet does not renew a serving certificate it was given: Magnetar hands a new one before it expires.
+renew_kubelet_serving() {
+  install -m 0644 "$1/kubelet-serving.crt" "$KUBELET_PKI/kubelet-serving.crt" || return 1
+  install -m 0600 "$1/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key" || return 1
+  systemctl restart kubelet
+}
+
 task() {
   local token code tmp dir="$ETC/task" rc
   token=$(cat "$ETC/report-token") || { log "no report credential: the node has not fetched its bundle"; return 1; }
@@ -293,6 +301,9 @@ task() {
     rotate-ca:trust | rotate-ca:reissue | rotate-ca:finish)
       log "CA rotation step $MAGNETAR_TASK_STEP"
       run "ca-$MAGNETAR_TASK_STEP" "rotate_$MAGNETAR_TASK_STEP" "$dir"; rc=$? ;;
+    renew-kubelet-serving:)
+      log "renewing the kubelet serving certificate"
+      run kubelet-serving-renewed renew_kubelet_serving "$dir"; rc=$? ;;
     *) log "unknown task '$MAGNETAR_TASK' '$MAGNETAR_TASK_STEP'"; rc=1 ;;
   esac
   rm -rf "$dir" # the new CA key lives only in /etc/kubernetes/pki
