@@ -5,7 +5,7 @@
 namespace Magnetar.Persistence.Migrations.Sqlite
 {
     /// <inheritdoc />
-    public partial class CaRotation : Migration
+    public partial class NodeAgent : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -22,6 +22,12 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                 table: "node_states",
                 type: "TEXT",
                 maxLength: 16,
+                nullable: true);
+
+            migrationBuilder.AddColumn<long>(
+                name: "ServingCertificateExpiresAt",
+                table: "node_states",
+                type: "INTEGER",
                 nullable: true);
 
             migrationBuilder.AddColumn<long>(
@@ -47,6 +53,10 @@ namespace Magnetar.Persistence.Migrations.Sqlite
 
             migrationBuilder.DropColumn(
                 name: "RotationStep",
+                table: "node_states");
+
+            migrationBuilder.DropColumn(
+                name: "ServingCertificateExpiresAt",
                 table: "node_states");
 
             migrationBuilder.DropColumn(

@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Magnetar.Persistence.Migrations.Postgres
 {
     /// <inheritdoc />
-    public partial class CaRotation : Migration
+    public partial class NodeAgent : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -23,6 +23,12 @@ namespace Magnetar.Persistence.Migrations.Postgres
                 table: "node_states",
                 type: "character varying(16)",
                 maxLength: 16,
+                nullable: true);
+
+            migrationBuilder.AddColumn<DateTimeOffset>(
+                name: "ServingCertificateExpiresAt",
+                table: "node_states",
+                type: "timestamp with time zone",
                 nullable: true);
 
             migrationBuilder.AddColumn<DateTimeOffset>(
@@ -48,6 +54,10 @@ namespace Magnetar.Persistence.Migrations.Postgres
 
             migrationBuilder.DropColumn(
                 name: "RotationStep",
+                table: "node_states");
+
+            migrationBuilder.DropColumn(
+                name: "ServingCertificateExpiresAt",
                 table: "node_states");
 
             migrationBuilder.DropColumn(
