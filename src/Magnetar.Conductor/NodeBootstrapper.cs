@@ -81,6 +81,7 @@ public sealed class NodeBootstrapper(
         state.LastReportAt = null;
         state.Addresses = null;
         state.ServingCertificateExpiresAt = null;
+        state.ControlPlaneCertificatesExpireAt = null;
         state.RotationStep = null;
         state.RotationFailure = null;
         await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == nodeName).ExecuteDeleteAsync(ct);
@@ -130,6 +131,7 @@ public sealed class NodeBootstrapper(
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.UsedAt, now), ct);
         if (consumed == 0) return BootstrapResponse.Refused("this bootstrap credential was already used");
         state.ServingCertificateExpiresAt = now + ServingValidity;
+        if (state.Role != RoleWorker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity; // kubeadm issues them next
         AddEvent(db, cluster.Uuid, "Normal", "NodeBundleFetched", $"node {state.NodeName} fetched its bootstrap bundle ({state.Role})");
         await db.SaveChangesAsync(ct); // the bundle's report credential and the event
         logger.LogInformation("Cluster {Uuid}: node {Node} fetched its bootstrap bundle ({Role})", cluster.Uuid, state.NodeName, state.Role);
@@ -143,8 +145,8 @@ public sealed class NodeBootstrapper(
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
         var rotationStep = phase is null ? null : CaRotationSteps.StepOfPhase(phase);
-        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null && phase != NodePhases.KubeletServingRenewed))
-            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)).Append(NodePhases.KubeletServingRenewed))})");
+        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null && !NodePhases.Renewals.Contains(phase)))
+            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)).Concat(NodePhases.Renewals))})");
         if (status is not ("ok" or "failed")) return new BootstrapResponse(400, $"status must be ok or failed, not '{status}'");
         int? code = null;
         if (!string.IsNullOrEmpty(exitCode))
@@ -157,13 +159,16 @@ public sealed class NodeBootstrapper(
         var now = time.GetUtcNow();
         var tail = Sanitize(logTail);
         if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
-        if (phase == NodePhases.KubeletServingRenewed)
+        if (NodePhases.Renewals.Contains(phase))
         {
-            // Not a bootstrap phase: the node stays Ready; a failure is an event and the agent is handed a new one again.
-            if (status == "ok") state.ServingCertificateExpiresAt = now + ServingValidity;
-            AddEvent(db, credential.ClusterUuid, status == "ok" ? "Normal" : "Warning", "KubeletServingCertificate", status == "ok"
-                ? $"node {state.NodeName}: kubelet serving certificate renewed"
-                : $"node {state.NodeName}: renewing the kubelet serving certificate failed" + (code is null ? "" : $" with exit code {code}") +
+            // Not a bootstrap phase: the node stays Ready; a failure is an event, and the agent is handed the renewal again.
+            var serving = phase == NodePhases.KubeletServingRenewed;
+            if (status == "ok" && serving) state.ServingCertificateExpiresAt = now + ServingValidity;
+            if (status == "ok" && !serving) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
+            var what = serving ? "kubelet serving certificate" : "control-plane certificates";
+            AddEvent(db, credential.ClusterUuid, status == "ok" ? "Normal" : "Warning", serving ? "KubeletServingCertificate" : "ControlPlaneCertificates", status == "ok"
+                ? $"node {state.NodeName}: {what} renewed"
+                : $"node {state.NodeName}: renewing the {what} failed" + (code is null ? "" : $" with exit code {code}") +
                   (string.IsNullOrWhiteSpace(tail) ? "" : ": " + LastLines(tail, 3)));
             await db.SaveChangesAsync(ct);
             return new BootstrapResponse(204);
@@ -200,7 +205,12 @@ public sealed class NodeBootstrapper(
         {
             state.RotationStep = step;
             state.RotationFailure = null;
-            if (step == CaRotationSteps.Reissue) state.ServingCertificateExpiresAt = now + ServingValidity; // the step gave it a new one
+            if (step == CaRotationSteps.Reissue)
+            {
+                // The step gave it a new serving certificate, and kubeadm re-issued a control-plane node's own.
+                state.ServingCertificateExpiresAt = now + ServingValidity;
+                if (state.Role != RoleWorker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
+            }
             AddEvent(db, state.ClusterUuid, "Normal", "NodeCaRotation", $"node {state.NodeName}: CA rotation step {step} done");
         }
         state.LastReportAt = now;
@@ -253,16 +263,31 @@ public sealed class NodeBootstrapper(
     }
 
     private TimeSpan ServingValidity => TimeSpan.FromDays(options.KubeletServingCertificateDays);
+    /// <summary>kubeadm's default validity of the certificates it issues (ClusterConfiguration certificateValidityPeriod, 8760h).</summary>
+    public static readonly TimeSpan KubeadmCertificateValidity = TimeSpan.FromDays(365);
+    /// <summary>Control-plane certificates are renewed when less than this is left of them.</summary>
+    public static readonly TimeSpan ControlPlaneRenewBefore = TimeSpan.FromDays(90);
 
     /// <summary>
-    /// A new kubelet serving certificate for a node whose current one has less than a third of its validity left (the
-    /// kubelet does not renew a certificate it was given); 204 when none is due.
+    /// The renewals due on a node outside CA rotations; 204 when none is. Control-plane certificates (kubeadm's, one
+    /// year): <c>kubeadm certs renew all</c> and a control-plane restart, one control-plane node at a time — the one
+    /// whose certificates expire first — so that the cluster's API stays up. The kubelet serving certificate (the kubelet
+    /// does not renew a certificate it was given): a new one when less than a third of its validity is left.
     /// </summary>
     private async Task<BootstrapResponse> RenewalTaskAsync(MagnetarDbContext db, Cluster cluster, string nodeName, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var state = await db.NodeStates.AsNoTracking().FirstOrDefaultAsync(s => s.ClusterUuid == cluster.Uuid && s.NodeName == nodeName, ct);
-        if (state?.ServingCertificateExpiresAt is not { } expires || expires - now > ServingValidity / 3 || string.IsNullOrEmpty(state.Addresses))
+        var states = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
+        var state = states.FirstOrDefault(s => s.NodeName == nodeName);
+        if (state is null) return new BootstrapResponse(204);
+        var firstDue = states.Where(s => s.ControlPlaneCertificatesExpireAt is { } e && e - now < ControlPlaneRenewBefore)
+            .OrderBy(s => s.ControlPlaneCertificatesExpireAt).ThenBy(s => s.NodeName, StringComparer.Ordinal).FirstOrDefault();
+        if (firstDue?.NodeName == nodeName)
+        {
+            logger.LogInformation("Cluster {Uuid}: node {Node} renews its control-plane certificates (they expire {Expires:u})", cluster.Uuid, nodeName, firstDue.ControlPlaneCertificatesExpireAt);
+            return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=renew-control-plane-certs\n", Public)], now));
+        }
+        if (state.ServingCertificateExpiresAt is not { } expires || expires - now > ServingValidity / 3 || string.IsNullOrEmpty(state.Addresses))
             return new BootstrapResponse(204);
         var node = await certificates.GetNodeSecretsAsync(db, cluster, ct);
         var serving = NodeCertificates.KubeletServing(node.ClusterCa, nodeName, state.Addresses.Split(','), ServingValidity);
@@ -293,8 +318,15 @@ public sealed class NodeBootstrapper(
         // Nodes that are gone (scaled down, nodegroup deleted) stop counting; the first control-plane node's row stays
         // so that no later server runs kubeadm init a second time.
         var observed = obs.NodeGroups.SelectMany(g => g.Nodes).Select(n => n.Name).ToHashSet();
-        foreach (var gone in states.Values.Where(s => !observed.Contains(s.NodeName) && s.Role != RoleInit && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
-            db.NodeStates.Remove(gone);
+        // Their credentials go with them: a node that is gone takes no part in CA rotations or renewals.
+        foreach (var gone in states.Values.Where(s => !observed.Contains(s.NodeName) && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
+        {
+            if (gone.Role != RoleInit) db.NodeStates.Remove(gone);
+            else if (gone.ServingCertificateExpiresAt is null && gone.ControlPlaneCertificatesExpireAt is null) continue; // already retired
+            gone.ServingCertificateExpiresAt = null;
+            gone.ControlPlaneCertificatesExpireAt = null;
+            await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == gone.NodeName).ExecuteDeleteAsync(ct);
+        }
 
         // A node that said why it failed is named before one that went quiet: its reason is the precise one.
         foreach (var (group, node) in expected)

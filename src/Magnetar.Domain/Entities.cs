@@ -265,6 +265,11 @@ public sealed class NodeBootstrapState
     /// agent is handed a new one when less than a third of its validity is left.
     /// </summary>
     public DateTimeOffset? ServingCertificateExpiresAt { get; set; }
+    /// <summary>
+    /// On control-plane nodes, when the certificates kubeadm issued there (API server, its clients, the control plane's
+    /// kubeconfigs; kubeadm's default validity, one year) expire: renewed through the node's agent before they do.
+    /// </summary>
+    public DateTimeOffset? ControlPlaneCertificatesExpireAt { get; set; }
 }
 
 /// <summary>The phases a node reports, in order.</summary>
@@ -279,6 +284,10 @@ public static class NodePhases
     public static readonly string[] All = [Booted, ContainerdReady, KubeadmDone, AddonsApplied, Ready];
     /// <summary>Reported by a node's agent after it installed a renewed kubelet serving certificate (not a bootstrap phase).</summary>
     public const string KubeletServingRenewed = "kubelet-serving-renewed";
+    /// <summary>Reported by a control-plane node's agent after <c>kubeadm certs renew all</c> and a control-plane restart.</summary>
+    public const string ControlPlaneCertificatesRenewed = "control-plane-certs-renewed";
+    /// <summary>What a node's agent reports for the certificates it renews.</summary>
+    public static readonly string[] Renewals = [KubeletServingRenewed, ControlPlaneCertificatesRenewed];
 }
 
 /// <summary>

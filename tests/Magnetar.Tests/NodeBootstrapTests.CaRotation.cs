@@ -6,7 +6,7 @@ using Magnetar.Bootstrap.Pki;
 namespace Magnetar.Tests;
 
 /// <summary>
-/// CA rotation on a running cluster (<c>PATCH /v1/certificates</c>), played by test nodes: each node's agent
+/// CA rotation on a running cluster (<c>PATCH /v1/certificates</c>) and certificate renewals, played by test nodes: each node's agent
 /// (<c>magnetar-node task</c>, what magnetar-node-agent.timer runs) asks Magnetar for its step, carries it out on the
 /// files kubeadm would have left on it, and reports. kubeadm, systemctl and the API-server calls of kubectl are stand-ins
 /// that log what they were asked (no such binaries or cluster here); every kubeconfig edit is made by the real kubectl,
@@ -18,7 +18,7 @@ public sealed partial class NodeBootstrapTests
     private sealed record Node(string Name, string Role, TestNode Files);
 
     [Fact]
-    public async Task Ca_rotation_on_a_running_cluster_reaches_every_node_and_leaves_the_old_ca_trusted_nowhere()
+    public async Task Ca_rotation_and_certificate_renewals_reach_every_node_through_its_agent()
     {
         var r1 = await CreateCluster("r1", masters: 2, workers: 2);
         var booted = await BringUp(r1, 4);
@@ -183,8 +183,8 @@ public sealed partial class NodeBootstrapTests
         string Renewed(Node n) => n.Files.Path("var/log/magnetar/kubelet-serving-renewed.log");
         foreach (var n in nodes) Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
         Assert.All(nodes, n => Assert.False(File.Exists(Renewed(n)), $"{n.Name} renewed a certificate that is not due"));
-        var due = (long)new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter().ConvertToProvider(DateTimeOffset.UtcNow.AddDays(100))!;
-        Execute($"UPDATE node_states SET ServingCertificateExpiresAt = {due} WHERE ClusterUuid = '{r1}' AND NodeName = '{worker.Name}'");
+        static long In(int days) => (long)new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter().ConvertToProvider(DateTimeOffset.UtcNow.AddDays(days))!;
+        Execute($"UPDATE node_states SET ServingCertificateExpiresAt = {In(100)} WHERE ClusterUuid = '{r1}' AND NodeName = '{worker.Name}'");
         foreach (var n in nodes) Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
         Assert.All(nodes, n => Assert.Equal(n == worker, File.Exists(Renewed(n))));
         var servingAfter = worker.Files.File("var/lib/kubelet/pki/kubelet-serving.crt");
@@ -198,6 +198,29 @@ public sealed partial class NodeBootstrapTests
         File.Delete(Renewed(worker));
         Assert.Equal(0, (await worker.Files.RunWith(StubEnv(stubs), "task")).Item1);
         Assert.False(File.Exists(Renewed(worker)), "renewed twice: the new certificate's expiry was not recorded");
+
+        // ---- kubeadm's control-plane certificates (one year) are renewed before they expire (90 days), one control-plane
+        // node at a time, the one whose certificates expire first: here the second, then the first. Workers have none.
+        string CpRenewed(Node n) => n.Files.Path("var/log/magnetar/control-plane-certs-renewed.log");
+        Assert.Equal(2L, Scalar($"SELECT COUNT(*) FROM node_states WHERE ClusterUuid = '{r1}' AND ControlPlaneCertificatesExpireAt IS NOT NULL"));
+        Execute($"UPDATE node_states SET ControlPlaneCertificatesExpireAt = {In(60)} WHERE ClusterUuid = '{r1}' AND NodeName = '{nodes[0].Name}'");
+        Execute($"UPDATE node_states SET ControlPlaneCertificatesExpireAt = {In(30)} WHERE ClusterUuid = '{r1}' AND NodeName = '{nodes[1].Name}'");
+        foreach (var n in nodes) File.WriteAllText(n.Files.Path("stub.log"), "");
+        foreach (var n in new[] { nodes[0], nodes[1], nodes[0] }.Concat(nodes.Skip(2)))
+            Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
+        foreach (var n in nodes.Take(2))
+        {
+            Assert.True(File.Exists(CpRenewed(n)), $"{n.Name} did not renew its control-plane certificates");
+            Assert.Equal(1, n.Files.File("stub.log").Split('\n').Count(l => l == "kubeadm certs renew all"));
+            Assert.True(File.Exists(n.Files.Path("etc/kubernetes/manifests/kube-apiserver.yaml")), "the static pod manifests are back");
+            Assert.Contains("get --raw /readyz", n.Files.File("stub.log"));
+        }
+        Assert.All(nodes.Skip(2), n => Assert.Equal("", n.Files.File("stub.log")));
+        Assert.Equal([$"node {nodes[1].Name}: control-plane certificates renewed", $"node {nodes[0].Name}: control-plane certificates renewed"],
+            Strings($"SELECT Message FROM cluster_events WHERE ClusterUuid = '{r1}' AND Reason = 'ControlPlaneCertificates' ORDER BY Id"));
+        File.Delete(CpRenewed(nodes[0]));
+        Assert.Equal(0, (await nodes[0].Files.RunWith(StubEnv(stubs), "task")).Item1);
+        Assert.False(File.Exists(CpRenewed(nodes[0])), "renewed twice: the new expiry was not recorded");
 
         // ---- a node added after the rotation joins with the new CA.
         await Api(HttpMethod.Post, $"/v1/clusters/{r1}/actions/resize", new JsonObject { ["node_count"] = 3 }, HttpStatusCode.Accepted);

@@ -6,8 +6,8 @@
 #                                        (certificates, keys, kubeadm configuration, addons, report credential)
 #   magnetar-node report PHASE ok|failed [EXIT_CODE] [LOG_FILE]
 #   magnetar-node run PHASE COMMAND...   run COMMAND; report PHASE ok, or failed with its exit code and log tail
-#   magnetar-node task                   ask Magnetar for work (a CA rotation step, a renewed kubelet serving
-#                                        certificate), carry it out, report it; what
+#   magnetar-node task                   ask Magnetar for work (a CA rotation step, renewing certificates before they
+#                                        expire), carry it out, report it; what
 #                                        magnetar-node-agent.timer runs every 30 s once the node has bootstrapped
 # Paths are under MAGNETAR_NODE_ROOT (default: /). Only the test node sets it, to play a booted VM in a directory.
 set -uo pipefail
@@ -281,6 +281,12 @@ renew_kubelet_serving() {
   systemctl restart kubelet
 }
 
+# kubeadm's certificates last a year: renewed, and the control plane restarted to use them, before they expire.
+renew_control_plane_certs() {
+  kubeadm certs renew all || return 1
+  restart_control_plane
+}
+
 task() {
   local token code tmp dir="$ETC/task" rc
   token=$(cat "$ETC/report-token") || { log "no report credential: the node has not fetched its bundle"; return 1; }
@@ -301,6 +307,9 @@ task() {
     rotate-ca:trust | rotate-ca:reissue | rotate-ca:finish)
       log "CA rotation step $MAGNETAR_TASK_STEP"
       run "ca-$MAGNETAR_TASK_STEP" "rotate_$MAGNETAR_TASK_STEP" "$dir"; rc=$? ;;
+    renew-control-plane-certs:)
+      log "renewing the control plane's certificates"
+      run control-plane-certs-renewed renew_control_plane_certs; rc=$? ;;
     renew-kubelet-serving:)
       log "renewing the kubelet serving certificate"
       run kubelet-serving-renewed renew_kubelet_serving "$dir"; rc=$? ;;

@@ -10,6 +10,12 @@ namespace Magnetar.Persistence.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<long>(
+                name: "ControlPlaneCertificatesExpireAt",
+                table: "node_states",
+                type: "INTEGER",
+                nullable: true);
+
             migrationBuilder.AddColumn<string>(
                 name: "RotationFailure",
                 table: "node_states",
@@ -47,6 +53,10 @@ namespace Magnetar.Persistence.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropColumn(
+                name: "ControlPlaneCertificatesExpireAt",
+                table: "node_states");
+
             migrationBuilder.DropColumn(
                 name: "RotationFailure",
                 table: "node_states");

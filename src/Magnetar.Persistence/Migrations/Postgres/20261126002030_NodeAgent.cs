@@ -11,6 +11,12 @@ namespace Magnetar.Persistence.Migrations.Postgres
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<DateTimeOffset>(
+                name: "ControlPlaneCertificatesExpireAt",
+                table: "node_states",
+                type: "timestamp with time zone",
+                nullable: true);
+
             migrationBuilder.AddColumn<string>(
                 name: "RotationFailure",
                 table: "node_states",
@@ -48,6 +54,10 @@ namespace Magnetar.Persistence.Migrations.Postgres
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropColumn(
+                name: "ControlPlaneCertificatesExpireAt",
+                table: "node_states");
+
             migrationBuilder.DropColumn(
                 name: "RotationFailure",
                 table: "node_states");
