@@ -35,7 +35,7 @@ public sealed record NodeVerdict(string? Failure, IReadOnlySet<string> WaitingNo
 /// addons (first control-plane node) and a report credential; then it posts each phase. Reports become events, a
 /// precise status_reason on failure, and (readiness mode "reports") the condition that completes the cluster.
 /// </summary>
-public sealed class NodeBootstrapper(
+public sealed partial class NodeBootstrapper(
     IDbContextFactory<MagnetarDbContext> dbFactory,
     IClusterCertificates certificates,
     ISecretProtector secrets,
@@ -159,20 +159,7 @@ public sealed class NodeBootstrapper(
         var now = time.GetUtcNow();
         var tail = Sanitize(logTail);
         if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
-        if (NodePhases.Renewals.Contains(phase))
-        {
-            // Not a bootstrap phase: the node stays Ready; a failure is an event, and the agent is handed the renewal again.
-            var serving = phase == NodePhases.KubeletServingRenewed;
-            if (status == "ok" && serving) state.ServingCertificateExpiresAt = now + ServingValidity;
-            if (status == "ok" && !serving) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
-            var what = serving ? "kubelet serving certificate" : "control-plane certificates";
-            AddEvent(db, credential.ClusterUuid, status == "ok" ? "Normal" : "Warning", serving ? "KubeletServingCertificate" : "ControlPlaneCertificates", status == "ok"
-                ? $"node {state.NodeName}: {what} renewed"
-                : $"node {state.NodeName}: renewing the {what} failed" + (code is null ? "" : $" with exit code {code}") +
-                  (string.IsNullOrWhiteSpace(tail) ? "" : ": " + LastLines(tail, 3)));
-            await db.SaveChangesAsync(ct);
-            return new BootstrapResponse(204);
-        }
+        if (NodePhases.Renewals.Contains(phase)) return await ReportRenewalAsync(db, state, phase, status == "ok", code, tail, now, ct);
         state.Phase = phase;
         state.Failed = status == "failed";
         state.ExitCode = state.Failed ? code : null;
@@ -185,119 +172,6 @@ public sealed class NodeBootstrapper(
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
         signal.Poke();
         return new BootstrapResponse(204);
-    }
-
-    /// <summary>A node finished (or failed) a step of its cluster's CA rotation.</summary>
-    private async Task<BootstrapResponse> ReportRotationAsync(MagnetarDbContext db, NodeBootstrapState state, string step, bool failed, int? code, string tail,
-        DateTimeOffset now, CancellationToken ct)
-    {
-        var current = await db.Clusters.Where(c => c.Uuid == state.ClusterUuid).Select(c => new { c.CaRotationStep, c.Operation }).FirstOrDefaultAsync(ct);
-        if (current?.CaRotationStep != step || current.Operation != ClusterOperations.RotateCa)
-            return new BootstrapResponse(409, $"the cluster is not at CA rotation step {step} (now: {current?.CaRotationStep ?? "no rotation"})");
-        if (failed)
-        {
-            state.RotationFailure = $"node {state.NodeName} ({state.Role}) failed at step {step}"
-                + (code is null ? "" : $" with exit code {code}")
-                + (string.IsNullOrWhiteSpace(tail) ? "" : "; last log lines:\n" + LastLines(tail, 15));
-            AddEvent(db, state.ClusterUuid, "Warning", "NodeCaRotationFailed", $"node {state.NodeName}: CA rotation step {step} failed" + (code is null ? "" : $" with exit code {code}"));
-        }
-        else
-        {
-            state.RotationStep = step;
-            state.RotationFailure = null;
-            if (step == CaRotationSteps.Reissue)
-            {
-                // The step gave it a new serving certificate, and kubeadm re-issued a control-plane node's own.
-                state.ServingCertificateExpiresAt = now + ServingValidity;
-                if (state.Role != RoleWorker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
-            }
-            AddEvent(db, state.ClusterUuid, "Normal", "NodeCaRotation", $"node {state.NodeName}: CA rotation step {step} done");
-        }
-        state.LastReportAt = now;
-        await db.SaveChangesAsync(ct);
-        await db.Clusters.Where(c => c.Uuid == state.ClusterUuid && c.Operation == ClusterOperations.RotateCa)
-            .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now).SetProperty(c => c.CaRotationProgressAt, now), ct);
-        signal.Poke();
-        return new BootstrapResponse(204);
-    }
-
-    /// <summary>
-    /// What a booted node's agent asks for (with its report credential): the files and settings of the CA rotation
-    /// step it is to carry out now, as a tar.gz with <c>task.env</c>; 204 when there is nothing for it to do.
-    /// </summary>
-    public async Task<BootstrapResponse> ClaimTaskAsync(string? authorization, CancellationToken ct)
-    {
-        await using var db = await dbFactory.CreateDbContextAsync(ct);
-        var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
-        if (credential is null) return BootstrapResponse.Refused(error!);
-        var cluster = await db.Clusters.AsNoTracking().FirstOrDefaultAsync(c => c.Uuid == credential.ClusterUuid, ct);
-        if (cluster is null || cluster.Operation == ClusterOperations.Delete) return new BootstrapResponse(410, "the node's cluster is being deleted");
-        if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step)
-            return cluster.CaRotationStep is null ? await RenewalTaskAsync(db, cluster, credential.NodeName, ct) : new BootstrapResponse(204);
-        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
-        var state = CaRotation.Turn(participants, step).FirstOrDefault(p => p.NodeName == credential.NodeName);
-        if (state is null) return new BootstrapResponse(204);
-        if (await certificates.GetRotationAuthoritiesAsync(db, cluster, ct) is not var (current, next))
-            return new BootstrapResponse(503, "the cluster's rotation has no new CA yet; ask again");
-
-        var controlPlane = state.Role != RoleWorker;
-        var lead = CaRotation.IsLead(participants, state);
-        var env = $"MAGNETAR_TASK=rotate-ca\nMAGNETAR_TASK_STEP={step}\nMAGNETAR_TASK_LEAD={(lead ? 1 : 0)}\n";
-        var files = new List<(string Path, string Content, UnixFileMode Mode)>
-        {
-            ("task.env", env, Public),
-            ("ca-current.crt", current.CertificatePem, Public),
-            ("ca-next.crt", next.CertificatePem, Public),
-        };
-        if (step == CaRotationSteps.Reissue)
-        {
-            if (controlPlane) files.Add(("ca-next.key", next.PrivateKeyPem, Private));
-            files.Add(("kubelet-client.pem", NodeCertificates.KubeletClientPem(next, state.NodeName, TimeSpan.FromDays(options.KubeletServingCertificateDays)), Private));
-            var serving = NodeCertificates.KubeletServing(next, state.NodeName, (state.Addresses ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries),
-                TimeSpan.FromDays(options.KubeletServingCertificateDays));
-            files.Add(("kubelet-serving.crt", serving.CertificatePem, Public));
-            files.Add(("kubelet-serving.key", serving.PrivateKeyPem, Private));
-        }
-        logger.LogInformation("Cluster {Uuid}: node {Node} takes CA rotation step {Step}", cluster.Uuid, state.NodeName, step);
-        return new BootstrapResponse(200, null, Tar(files, time.GetUtcNow()));
-    }
-
-    private TimeSpan ServingValidity => TimeSpan.FromDays(options.KubeletServingCertificateDays);
-    /// <summary>kubeadm's default validity of the certificates it issues (ClusterConfiguration certificateValidityPeriod, 8760h).</summary>
-    public static readonly TimeSpan KubeadmCertificateValidity = TimeSpan.FromDays(365);
-    /// <summary>Control-plane certificates are renewed when less than this is left of them.</summary>
-    public static readonly TimeSpan ControlPlaneRenewBefore = TimeSpan.FromDays(90);
-
-    /// <summary>
-    /// The renewals due on a node outside CA rotations; 204 when none is. Control-plane certificates (kubeadm's, one
-    /// year): <c>kubeadm certs renew all</c> and a control-plane restart, one control-plane node at a time — the one
-    /// whose certificates expire first — so that the cluster's API stays up. The kubelet serving certificate (the kubelet
-    /// does not renew a certificate it was given): a new one when less than a third of its validity is left.
-    /// </summary>
-    private async Task<BootstrapResponse> RenewalTaskAsync(MagnetarDbContext db, Cluster cluster, string nodeName, CancellationToken ct)
-    {
-        var now = time.GetUtcNow();
-        var states = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
-        var state = states.FirstOrDefault(s => s.NodeName == nodeName);
-        if (state is null) return new BootstrapResponse(204);
-        var firstDue = states.Where(s => s.ControlPlaneCertificatesExpireAt is { } e && e - now < ControlPlaneRenewBefore)
-            .OrderBy(s => s.ControlPlaneCertificatesExpireAt).ThenBy(s => s.NodeName, StringComparer.Ordinal).FirstOrDefault();
-        if (firstDue?.NodeName == nodeName)
-        {
-            logger.LogInformation("Cluster {Uuid}: node {Node} renews its control-plane certificates (they expire {Expires:u})", cluster.Uuid, nodeName, firstDue.ControlPlaneCertificatesExpireAt);
-            return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=renew-control-plane-certs\n", Public)], now));
-        }
-        if (state.ServingCertificateExpiresAt is not { } expires || expires - now > ServingValidity / 3 || string.IsNullOrEmpty(state.Addresses))
-            return new BootstrapResponse(204);
-        var node = await certificates.GetNodeSecretsAsync(db, cluster, ct);
-        var serving = NodeCertificates.KubeletServing(node.ClusterCa, nodeName, state.Addresses.Split(','), ServingValidity);
-        logger.LogInformation("Cluster {Uuid}: node {Node} is handed a renewed kubelet serving certificate (the current one expires {Expires:u})", cluster.Uuid, nodeName, expires);
-        return new BootstrapResponse(200, null, Tar(
-        [
-            ("task.env", "MAGNETAR_TASK=renew-kubelet-serving\n", Public),
-            ("kubelet-serving.crt", serving.CertificatePem, Public),
-            ("kubelet-serving.key", serving.PrivateKeyPem, Private),
-        ], now));
     }
 
     /// <summary>

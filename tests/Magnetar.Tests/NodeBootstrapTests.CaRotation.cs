@@ -185,6 +185,11 @@ public sealed partial class NodeBootstrapTests
         Assert.All(nodes, n => Assert.False(File.Exists(Renewed(n)), $"{n.Name} renewed a certificate that is not due"));
         static long In(int days) => (long)new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter().ConvertToProvider(DateTimeOffset.UtcNow.AddDays(days))!;
         Execute($"UPDATE node_states SET ServingCertificateExpiresAt = {In(100)} WHERE ClusterUuid = '{r1}' AND NodeName = '{worker.Name}'");
+        // The first attempt fails (the kubelet does not restart): a Warning event, and the renewal is still due.
+        Assert.Equal(5, (await worker.Files.RunWith(StubEnv(stubs, failSystemctl: true), "task")).Item1);
+        Assert.Equal($"node {worker.Name}: renewing the kubelet serving certificate failed with exit code 5: Job for kubelet.service failed because the control process exited with error code.",
+            Strings($"SELECT Message FROM cluster_events WHERE ClusterUuid = '{r1}' AND Reason = 'KubeletServingCertificate' AND Type = 'Warning'").Single());
+        File.Delete(Renewed(worker));
         foreach (var n in nodes) Assert.Equal(0, (await n.Files.RunWith(StubEnv(stubs), "task")).Item1);
         Assert.All(nodes, n => Assert.Equal(n == worker, File.Exists(Renewed(n))));
         var servingAfter = worker.Files.File("var/lib/kubelet/pki/kubelet-serving.crt");
@@ -194,7 +199,7 @@ public sealed partial class NodeBootstrapTests
         Assert.Equal("600", Mode(worker.Files.Path("var/lib/kubelet/pki/kubelet-serving.key")));
         Assert.EndsWith("systemctl restart kubelet", worker.Files.File("stub.log").TrimEnd());
         Assert.Equal($"node {worker.Name}: kubelet serving certificate renewed",
-            Strings($"SELECT Message FROM cluster_events WHERE ClusterUuid = '{r1}' AND Reason = 'KubeletServingCertificate' ORDER BY Id").Single());
+            Strings($"SELECT Message FROM cluster_events WHERE ClusterUuid = '{r1}' AND Reason = 'KubeletServingCertificate' AND Type = 'Normal'").Single());
         File.Delete(Renewed(worker));
         Assert.Equal(0, (await worker.Files.RunWith(StubEnv(stubs), "task")).Item1);
         Assert.False(File.Exists(Renewed(worker)), "renewed twice: the new certificate's expiry was not recorded");
