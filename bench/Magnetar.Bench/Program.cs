@@ -14,6 +14,7 @@ using Microsoft.EntityFrameworkCore;
 //                       [--requests 200] [--concurrency 4] [--out results.md]
 //        Magnetar.Bench --mode load --server <dll> --pg <conn string> [--replicas 2] [--clients 200] [--seconds 60] [--out results.md]
 //        Magnetar.Bench --mode pki [--iterations 40] [--out results-pki.md]
+//        Magnetar.Bench --mode agents --server <dll> [--clusters 10] [--nodes 10] [--pollers 16] [--seconds 30] [--out results-agents.md]
 
 var opts = ParseArgs(args);
 if (opts.GetValueOrDefault("mode") == "pki") return PkiBench.Run(opts);
@@ -25,6 +26,7 @@ var concurrency = int.Parse(opts.GetValueOrDefault("concurrency") ?? "4");
 var outFile = opts.GetValueOrDefault("out");
 
 if (opts.GetValueOrDefault("mode") == "load") return await LoadBench.RunAsync(opts);
+if (opts.GetValueOrDefault("mode") == "agents") return await AgentBench.RunAsync(opts);
 
 var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();

@@ -120,15 +120,20 @@ public sealed partial class NodeBootstrapper
     private async Task<BootstrapResponse> RenewalTaskAsync(MagnetarDbContext db, Cluster cluster, string nodeName, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var states = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
-        var state = states.FirstOrDefault(s => s.NodeName == nodeName);
+        // Every node asks every 30 s: one indexed read when nothing is due, the other control-plane nodes only when this one is.
+        var state = await db.NodeStates.AsNoTracking().FirstOrDefaultAsync(s => s.ClusterUuid == cluster.Uuid && s.NodeName == nodeName, ct);
         if (state is null) return new BootstrapResponse(204);
-        var firstDue = states.Where(s => s.ControlPlaneCertificatesExpireAt is { } e && e - now < ControlPlaneRenewBefore)
-            .OrderBy(s => s.ControlPlaneCertificatesExpireAt).ThenBy(s => s.NodeName, StringComparer.Ordinal).FirstOrDefault();
-        if (firstDue?.NodeName == nodeName)
+        var dueBefore = now + ControlPlaneRenewBefore;
+        if (state.ControlPlaneCertificatesExpireAt < dueBefore)
         {
-            logger.LogInformation("Cluster {Uuid}: node {Node} renews its control-plane certificates (they expire {Expires:u})", cluster.Uuid, nodeName, firstDue.ControlPlaneCertificatesExpireAt);
-            return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=renew-control-plane-certs\n", Public)], now));
+            var first = await db.NodeStates.AsNoTracking()
+                .Where(s => s.ClusterUuid == cluster.Uuid && s.ControlPlaneCertificatesExpireAt != null && s.ControlPlaneCertificatesExpireAt < dueBefore)
+                .OrderBy(s => s.ControlPlaneCertificatesExpireAt).ThenBy(s => s.NodeName).Select(s => s.NodeName).FirstAsync(ct);
+            if (first == nodeName) // else another control-plane node renews first
+            {
+                logger.LogInformation("Cluster {Uuid}: node {Node} renews its control-plane certificates (they expire {Expires:u})", cluster.Uuid, nodeName, state.ControlPlaneCertificatesExpireAt);
+                return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=renew-control-plane-certs\n", Public)], now));
+            }
         }
         if (state.ServingCertificateExpiresAt is not { } expires || expires - now > ServingValidity / 3 || string.IsNullOrEmpty(state.Addresses))
             return new BootstrapResponse(204);
