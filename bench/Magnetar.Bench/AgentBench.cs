@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using static BenchSupport;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Net.Http.Json;
@@ -154,10 +155,6 @@ static partial class AgentBench
         return JsonNode.Parse(text)!.AsObject();
     }
 
-    private static StringContent Json(string s) => new(s, Encoding.UTF8, "application/json");
-
-    private static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
-
     /// <summary>User plus system CPU time of a process, from /proc (clock ticks of 1/100 s).</summary>
     private static double CpuSeconds(Process p)
     {
@@ -165,18 +162,4 @@ static partial class AgentBench
         return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0;
     }
 
-    private static long Rss(Process p)
-    {
-        try { return long.Parse(File.ReadAllLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024; }
-        catch { return 0; }
-    }
-
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }

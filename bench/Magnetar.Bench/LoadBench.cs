@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using static BenchSupport;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
@@ -159,15 +160,11 @@ static class LoadBench
         }
     }
 
-    private static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
-
     private static async Task<(int, string)> Call(Task<HttpResponseMessage> call)
     {
         using var r = await call;
         return ((int)r.StatusCode, await r.Content.ReadAsStringAsync());
     }
-
-    private static StringContent Json(string s) => new(s, Encoding.UTF8, "application/json");
 
     private static async Task<Process> StartAsync(string dll, string url, string dataDir, string cs)
     {
@@ -190,26 +187,4 @@ static class LoadBench
         throw new InvalidOperationException("server did not start");
     }
 
-    private static long Rss(Process p)
-    {
-        try { return long.Parse(File.ReadAllLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024; }
-        catch { return 0; }
-    }
-
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    private static async Task Psql(string cs, string sql)
-    {
-        await using var conn = new Npgsql.NpgsqlConnection(cs);
-        await conn.OpenAsync();
-        await using var cmd = new Npgsql.NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync();
-    }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using static BenchSupport;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
@@ -205,29 +206,6 @@ static async Task StopServer(Process p)
     Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
     if (!p.WaitForExit(15000)) p.Kill(true);
     await Task.CompletedTask;
-}
-
-static long Rss(Process p)
-{
-    var line = File.ReadAllLines($"/proc/{p.Id}/status").First(l => l.StartsWith("VmRSS:"));
-    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-}
-
-static int FreePort()
-{
-    var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-    l.Start();
-    var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-    l.Stop();
-    return port;
-}
-
-static async Task Psql(string cs, string sql)
-{
-    await using var conn = new Npgsql.NpgsqlConnection(cs);
-    await conn.OpenAsync();
-    await using var cmd = new Npgsql.NpgsqlCommand(sql, conn);
-    await cmd.ExecuteNonQueryAsync();
 }
 
 static Dictionary<string, string> ParseArgs(string[] a)

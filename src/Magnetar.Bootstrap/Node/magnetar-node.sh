@@ -160,14 +160,21 @@ KUBECONFIGS=(admin.conf super-admin.conf controller-manager.conf scheduler.conf 
 is_control_plane() { [ "$MAGNETAR_ROLE" != worker ]; }
 admin() { kubectl --kubeconfig "$KUBE/admin.conf" "$@"; }
 
+# The kubeconfig $1 trusts the certificates of the file $2. kubeadm and the kubelet embed the CA, base64 on one line
+# (certificate-authority-data); edited with sed, not `kubectl config`, which some kubectl builds cannot run (Debian's
+# 1.20 panics writing a kubeconfig).
+kubeconfig_trust() {
+  local data
+  grep -q '^[[:space:]]*certificate-authority-data:' "$1" || { echo "$1 does not embed its CA"; return 1; }
+  data=$(base64 -w0 "$2") || return 1
+  sed -i "s|^\([[:space:]]*certificate-authority-data:\).*|\1 $data|" "$1"
+}
+
 # Every kubeconfig kubeadm wrote on this node trusts the certificates of the file $1.
 kubeconfigs_trust() {
-  local f c
+  local f
   for f in "${KUBECONFIGS[@]}"; do
-    [ -f "$KUBE/$f" ] || continue
-    for c in $(kubectl config get-clusters --kubeconfig "$KUBE/$f" | tail -n +2); do
-      kubectl config set-cluster "$c" --kubeconfig "$KUBE/$f" --certificate-authority "$1" --embed-certs=true || return 1
-    done
+    if [ -f "$KUBE/$f" ]; then kubeconfig_trust "$KUBE/$f" "$1" || return 1; fi
   done
 }
 
@@ -191,7 +198,7 @@ restart_control_plane() {
 
 # The kubelet's client certificate (one file, certificate and key) and serving certificate from the new CA.
 install_kubelet_certs() {
-  local d=$1 name u
+  local d=$1 name
   mkdir -p "$KUBELET_PKI"
   name="kubelet-client-$(date -u +%Y-%m-%d-%H-%M-%S).pem"
   install -m 0600 "$d/kubelet-client.pem" "$KUBELET_PKI/$name" && ln -sfn "$name" "$KUBELET_PKI/kubelet-client-current.pem" || return 1
@@ -199,11 +206,8 @@ install_kubelet_certs() {
   install -m 0600 "$d/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key" || return 1
   # kubelet.conf names that file (as kubeadm leaves it after kubelet-finalize or the kubelet's TLS bootstrap).
   [ -f "$KUBE/kubelet.conf" ] || return 0
-  for u in $(kubectl config view --kubeconfig "$KUBE/kubelet.conf" -o jsonpath='{.users[*].name}'); do
-    kubectl config unset "users.$u.client-certificate-data" --kubeconfig "$KUBE/kubelet.conf" >/dev/null
-    kubectl config unset "users.$u.client-key-data" --kubeconfig "$KUBE/kubelet.conf" >/dev/null
-    kubectl config set-credentials "$u" --kubeconfig "$KUBE/kubelet.conf" --client-certificate "$KUBELET_CLIENT" --client-key "$KUBELET_CLIENT" || return 1
-  done
+  sed -i -e "s|^\([[:space:]]*\)client-certificate-data:.*|\1client-certificate: $KUBELET_CLIENT|" \
+    -e "s|^\([[:space:]]*\)client-key-data:.*|\1client-key: $KUBELET_CLIENT|" "$KUBE/kubelet.conf"
 }
 
 # Pods read the cluster CA once (kube-root-ca.crt): once the controller managers publish both CAs, restart every
@@ -228,10 +232,15 @@ restart_workloads() {
 publish_cluster_info() {
   local ca=$1 tmp
   tmp=$(mktemp -d)
-  admin -n kube-public get configmap cluster-info -o jsonpath='{.data.kubeconfig}' >"$tmp/kubeconfig" || { rm -rf "$tmp"; return 1; }
-  sed -i "s|^\([[:space:]]*certificate-authority-data:\).*|\1 $(base64 -w0 "$ca")|" "$tmp/kubeconfig"
-  kubectl create configmap cluster-info -n kube-public --from-file=kubeconfig="$tmp/kubeconfig" --dry-run=client -o yaml |
-    admin apply --server-side --force-conflicts --field-manager=magnetar -f -
+  if ! admin -n kube-public get configmap cluster-info -o jsonpath='{.data.kubeconfig}' >"$tmp/kubeconfig" ||
+    ! kubeconfig_trust "$tmp/kubeconfig" "$ca"; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  {
+    printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-info\n  namespace: kube-public\ndata:\n  kubeconfig: |\n'
+    sed 's/^/    /' "$tmp/kubeconfig"
+  } | admin apply --server-side --force-conflicts --field-manager=magnetar -f -
   local rc=$?
   rm -rf "$tmp"
   return $rc
