@@ -11,7 +11,7 @@ namespace Magnetar.Tests;
 /// files kubeadm would have left on it, and reports. kubeadm, systemctl and kubectl's API-server calls are stand-ins
 /// that log what they were asked (no such binaries or cluster here); every certificate is checked with openssl, every
 /// kubeconfig the script edited is read back by the real kubectl, and kubelet.conf is used by it against stand-in API
-/// servers that accept exactly the client CAs a node's ca.crt names.
+/// servers that accept exactly the client CAs a node's ca.crt names. Magnetar is SIGKILLed mid-rotation once.
 /// </summary>
 public sealed partial class NodeBootstrapTests
 {
@@ -67,7 +67,12 @@ public sealed partial class NodeBootstrapTests
         Assert.Equal([Thumbprints(oldCaPem)[0], newCaThumb], Thumbprints(duringCa));
 
         // ---- step 2, reissue: control-plane nodes take the new CA key and renew with kubeadm; every kubelet gets new certificates.
-        await RunStep(nodes, "reissue", stubs);
+        // Magnetar is SIGKILLed and restarted once the first control-plane node is through: the rotation carries on.
+        await RunStep(nodes, "reissue", stubs, afterFirst: async () =>
+        {
+            await _server!.KillAsync();
+            await _server.StartAsync();
+        });
         var newCa = new CertificateAuthorityMaterial(init.Files.File("etc/kubernetes/pki/ca.crt"), init.Files.File("etc/kubernetes/pki/ca.key"));
         Assert.Equal(newCaThumb, Thumbprints(newCa.CertificatePem)[0]);
         var newCaPem = CertPem(newCa.CertificatePem, 0);
@@ -250,7 +255,7 @@ public sealed partial class NodeBootstrapTests
     /// Runs the agent of every node for <paramref name="step"/>: first out of turn (the workers, the second control-plane
     /// node: Magnetar hands them nothing while a control-plane node before them has the step to do), then in turn.
     /// </summary>
-    private async Task RunStep(List<Node> nodes, string step, string stubs)
+    private async Task RunStep(List<Node> nodes, string step, string stubs, Func<Task>? afterFirst = null)
     {
         var controlPlane = nodes.Where(n => n.Role != "worker").ToList();
         var workers = nodes.Where(n => n.Role == "worker").ToList();
@@ -266,6 +271,7 @@ public sealed partial class NodeBootstrapTests
             var (rc, output) = await n.Files.RunWith(StubEnv(stubs), "task");
             Assert.True(rc == 0, $"{n.Name}: magnetar-node task exited {rc}: {output}\n{(File.Exists(Log(n)) ? File.ReadAllText(Log(n)) : "")}");
             Assert.True(File.Exists(Log(n)), $"{n.Name} was not handed step {step}");
+            if (afterFirst is not null && n == controlPlane[0]) await afterFirst();
         }
     }
 

@@ -46,7 +46,7 @@ public sealed partial class NodeBootstrapTests : IAsyncLifetime
             $"--Kestrel:Certificates:Default:Path={_dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={_dir}/tls.key",
             $"--Magnetar:Bootstrap:Url={_bootstrap}", $"--Magnetar:Bootstrap:CaFile={_caFile}",
             "--Magnetar:Bootstrap:NodeReadiness=reports", $"--Magnetar:Bootstrap:NodeReportTimeoutSeconds={ReportTimeoutSeconds}",
-            $"--Magnetar:Bootstrap:CaRotationStepTimeoutSeconds={RotationStepTimeoutSeconds}",
+            $"--Magnetar:Bootstrap:CaRotationStepTimeoutSeconds={RotationStepTimeoutSeconds}", "--Magnetar:Conductor:LeaseSeconds=2",
             $"--Magnetar:PublicUrl={_api}", "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=100");
         await _server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
 
