@@ -66,7 +66,8 @@ public sealed partial class NodeBootstrapper
 
     /// <summary>
     /// What a booted node's agent asks for (with its report credential): the files and settings of the CA rotation
-    /// step it is to carry out now, as a tar.gz with <c>task.env</c>; 204 when there is nothing for it to do.
+    /// step it is to carry out now, or of a renewal that is due, as a tar.gz with <c>task.env</c>; 204 when there is
+    /// nothing for it to do (also while a failed rotation waits to be resumed).
     /// </summary>
     public async Task<BootstrapResponse> ClaimTaskAsync(string? authorization, CancellationToken ct)
     {
@@ -95,9 +96,9 @@ public sealed partial class NodeBootstrapper
         if (step == CaRotationSteps.Reissue)
         {
             if (controlPlane) files.Add(("ca-next.key", next.PrivateKeyPem, Private));
-            files.Add(("kubelet-client.pem", NodeCertificates.KubeletClientPem(next, state.NodeName, TimeSpan.FromDays(options.KubeletServingCertificateDays)), Private));
-            var serving = NodeCertificates.KubeletServing(next, state.NodeName, (state.Addresses ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries),
-                TimeSpan.FromDays(options.KubeletServingCertificateDays));
+            // The kubelet renews its client certificate itself (through the controller manager's signer, a year as kubeadm's).
+            files.Add(("kubelet-client.pem", NodeCertificates.KubeletClientPem(next, state.NodeName, KubeadmCertificateValidity), Private));
+            var serving = NodeCertificates.KubeletServing(next, state.NodeName, (state.Addresses ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries), ServingValidity);
             files.Add(("kubelet-serving.crt", serving.CertificatePem, Public));
             files.Add(("kubelet-serving.key", serving.PrivateKeyPem, Private));
         }
