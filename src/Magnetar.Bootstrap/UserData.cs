@@ -56,7 +56,7 @@ public sealed class CloudInitUserDataRenderer : IUserDataRenderer
     /// The node's agent: after bootstrap (magnetar-node enables the timer once the node is Ready) it asks Magnetar for
     /// work every 30 s with the node's credential — the steps of a CA rotation — and reports what it did.
     /// </summary>
-    public const string AgentService = """
+    public static readonly string AgentService = $"""
         [Unit]
         Description=Magnetar node agent: carries out what Magnetar asks of this node (CA rotation steps)
         Wants=network-online.target
@@ -64,7 +64,7 @@ public sealed class CloudInitUserDataRenderer : IUserDataRenderer
 
         [Service]
         Type=oneshot
-        ExecStart=/usr/local/sbin/magnetar-node task
+        ExecStart={NodeScriptPath} task
 
         """;
 

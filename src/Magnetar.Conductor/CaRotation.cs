@@ -14,28 +14,23 @@ namespace Magnetar.Conductor;
 /// </summary>
 public static class CaRotation
 {
-    public const string RoleInit = "init", RoleWorker = "worker";
-
     /// <summary>The cluster's participating nodes in rotation order: the first control-plane node, the others, then the workers.</summary>
-    public static async Task<List<NodeBootstrapState>> ParticipantsAsync(MagnetarDbContext db, string clusterUuid, bool track, CancellationToken ct)
+    public static async Task<List<NodeBootstrapState>> ParticipantsAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
     {
-        var fetched = await db.NodeCredentials.AsNoTracking()
-            .Where(c => c.ClusterUuid == clusterUuid && c.Kind == NodeCredentialKinds.Fetch && c.UsedAt != null)
-            .Select(c => c.NodeName).ToListAsync(ct);
-        var query = db.NodeStates.Where(s => s.ClusterUuid == clusterUuid && fetched.Contains(s.NodeName));
-        var states = await (track ? query : query.AsNoTracking()).ToListAsync(ct);
-        return states.OrderBy(s => s.Role == RoleInit ? 0 : s.Role == RoleWorker ? 2 : 1).ThenBy(s => s.NodeName, StringComparer.Ordinal).ToList();
+        var fetched = await NodeBootstrapper.FetchedNodesAsync(db, clusterUuid, ct);
+        var states = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == clusterUuid && fetched.Contains(s.NodeName)).ToListAsync(ct);
+        return states.OrderBy(s => s.Role == NodeRoles.Init ? 0 : s.Role == NodeRoles.Worker ? 2 : 1).ThenBy(s => s.NodeName, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>The nodes that are to carry out <paramref name="step"/> now (empty: every participant finished it).</summary>
     public static List<NodeBootstrapState> Turn(IReadOnlyList<NodeBootstrapState> participants, string step)
     {
-        var controlPlane = participants.FirstOrDefault(p => p.Role != RoleWorker && p.RotationStep != step);
+        var controlPlane = participants.FirstOrDefault(p => p.Role != NodeRoles.Worker && p.RotationStep != step);
         if (controlPlane is not null) return [controlPlane];
         return participants.Where(p => p.RotationStep != step).ToList();
     }
 
     /// <summary>The node that does a step's cluster-wide work: the first participating control-plane node.</summary>
     public static bool IsLead(IReadOnlyList<NodeBootstrapState> participants, NodeBootstrapState node)
-        => participants.FirstOrDefault(p => p.Role != RoleWorker) is { } lead && lead.NodeName == node.NodeName;
+        => participants.FirstOrDefault(p => p.Role != NodeRoles.Worker) is { } lead && lead.NodeName == node.NodeName;
 }

@@ -45,7 +45,7 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
         var ca = await LoadOrCreateAsync(db, cluster, ct);
         if (cluster.CaRotationStep is null) return ca.CertificatePem;
         // During a rotation the cluster's API servers serve from either CA: clients are told to trust both.
-        var next = await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct);
+        var next = await LoadNextAsync(db, cluster, ct);
         return next is null ? ca.CertificatePem : ca.CertificatePem.TrimEnd() + "\n" + next.CertificatePem;
     }
 
@@ -53,9 +53,7 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     {
         // Once every node trusts the new CA (after the rotation's trust step), client certificates come from it: one
         // from the old CA would stop working when the rotation finishes.
-        var next = cluster.CaRotationStep is CaRotationSteps.Reissue or CaRotationSteps.Finish
-            ? await db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct)
-            : null;
+        var next = cluster.CaRotationStep is CaRotationSteps.Reissue or CaRotationSteps.Finish ? await LoadNextAsync(db, cluster, ct) : null;
         var ca = next ?? await LoadOrCreateAsync(db, cluster, ct);
         var key = protector.Unprotect(ca.ProtectedPrivateKey, Purpose(cluster.Uuid));
         try
@@ -67,6 +65,9 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
             throw MagnumError.BadRequest($"Received invalid csr: {e.Message}");
         }
     }
+
+    private static Task<ClusterCertificateAuthority?> LoadNextAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
+        => db.CertificateAuthorities.AsNoTracking().FirstOrDefaultAsync(c => c.ClusterUuid == cluster.Uuid && c.CaType == NextCaType, ct);
 
     public async Task<bool> BeginRotationAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)
     {

@@ -201,7 +201,7 @@ public sealed class ClusterReconciler(
     {
         var now = time.GetUtcNow();
         var step = cluster.CaRotationStep ??= CaRotationSteps.Trust;
-        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
+        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, ct);
         const string resume = "The cluster keeps working meanwhile (its nodes trust the CA their API servers serve from); rotating the CA again resumes at this step.";
         if (participants.FirstOrDefault(p => p.RotationFailure is not null) is { } failed)
             return Fail(db, cluster, $"CA rotation stopped at step {step}: {failed.RotationFailure}\n{resume}", ClusterStatus.UpdateFailed);

@@ -52,7 +52,7 @@ public sealed partial class NodeBootstrapper
             {
                 // The step gave it a new serving certificate, and kubeadm re-issued a control-plane node's own.
                 state.ServingCertificateExpiresAt = now + ServingValidity;
-                if (state.Role != RoleWorker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
+                if (state.Role != NodeRoles.Worker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity;
             }
             AddEvent(db, state.ClusterUuid, "Normal", "NodeCaRotation", $"node {state.NodeName}: CA rotation step {step} done");
         }
@@ -78,13 +78,13 @@ public sealed partial class NodeBootstrapper
         if (cluster is null || cluster.Operation == ClusterOperations.Delete) return new BootstrapResponse(410, "the node's cluster is being deleted");
         if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step)
             return cluster.CaRotationStep is null ? await RenewalTaskAsync(db, cluster, credential.NodeName, ct) : new BootstrapResponse(204);
-        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, track: false, ct);
+        var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, ct);
         var state = CaRotation.Turn(participants, step).FirstOrDefault(p => p.NodeName == credential.NodeName);
         if (state is null) return new BootstrapResponse(204);
         if (await certificates.GetRotationAuthoritiesAsync(db, cluster, ct) is not var (current, next))
             return new BootstrapResponse(503, "the cluster's rotation has no new CA yet; ask again");
 
-        var controlPlane = state.Role != RoleWorker;
+        var controlPlane = state.Role != NodeRoles.Worker;
         var lead = CaRotation.IsLead(participants, state);
         var env = $"MAGNETAR_TASK=rotate-ca\nMAGNETAR_TASK_STEP={step}\nMAGNETAR_TASK_LEAD={(lead ? 1 : 0)}\n";
         var files = new List<(string Path, string Content, UnixFileMode Mode)>

@@ -48,7 +48,8 @@ public sealed partial class NodeBootstrapper(
 {
     public const string TokenPrefix = "mgb1";
     public const int MaxLogTail = 8192;
-    private const string RoleInit = "init", RoleControlPlane = "control-plane", RoleWorker = "worker";
+    /// <summary>What a node may report: its bootstrap phases, the CA rotation steps, the renewals of its agent.</summary>
+    private static readonly string[] ReportablePhases = [.. NodePhases.All, .. CaRotationSteps.All.Select(CaRotationSteps.Phase), .. NodePhases.Renewals];
     private readonly Lazy<string?> _caPem = new(() => string.IsNullOrEmpty(options.CaFile) ? null : File.ReadAllText(options.CaFile));
 
     /// <summary>The URL nodes use; set at startup from configuration or the listen address.</summary>
@@ -63,8 +64,8 @@ public sealed partial class NodeBootstrapper(
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();
         var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
-        var role = nodeGroup.Role != NodeGroupRoles.Master ? RoleWorker
-            : states.Any(s => s.Role == RoleInit && s.NodeName != nodeName) ? RoleControlPlane : RoleInit;
+        var role = nodeGroup.Role != NodeGroupRoles.Master ? NodeRoles.Worker
+            : states.Any(s => s.Role == NodeRoles.Init && s.NodeName != nodeName) ? NodeRoles.ControlPlane : NodeRoles.Init;
         var state = states.FirstOrDefault(s => s.NodeName == nodeName);
         if (state is null)
         {
@@ -131,7 +132,7 @@ public sealed partial class NodeBootstrapper(
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.UsedAt, now), ct);
         if (consumed == 0) return BootstrapResponse.Refused("this bootstrap credential was already used");
         state.ServingCertificateExpiresAt = now + ServingValidity;
-        if (state.Role != RoleWorker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity; // kubeadm issues them next
+        if (state.Role != NodeRoles.Worker) state.ControlPlaneCertificatesExpireAt = now + KubeadmCertificateValidity; // kubeadm issues them next
         AddEvent(db, cluster.Uuid, "Normal", "NodeBundleFetched", $"node {state.NodeName} fetched its bootstrap bundle ({state.Role})");
         await db.SaveChangesAsync(ct); // the bundle's report credential and the event
         logger.LogInformation("Cluster {Uuid}: node {Node} fetched its bootstrap bundle ({Role})", cluster.Uuid, state.NodeName, state.Role);
@@ -144,9 +145,9 @@ public sealed partial class NodeBootstrapper(
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
-        var rotationStep = phase is null ? null : CaRotationSteps.StepOfPhase(phase);
-        if (phase is null || (!NodePhases.All.Contains(phase) && rotationStep is null && !NodePhases.Renewals.Contains(phase)))
-            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", NodePhases.All.Concat(CaRotationSteps.All.Select(CaRotationSteps.Phase)).Concat(NodePhases.Renewals))})");
+        if (phase is null || !ReportablePhases.Contains(phase))
+            return new BootstrapResponse(400, $"unknown phase '{phase}' (expected one of {string.Join(", ", ReportablePhases)})");
+        var rotationStep = CaRotationSteps.StepOfPhase(phase);
         if (status is not ("ok" or "failed")) return new BootstrapResponse(400, $"status must be ok or failed, not '{status}'");
         int? code = null;
         if (!string.IsNullOrEmpty(exitCode))
@@ -186,8 +187,7 @@ public sealed partial class NodeBootstrapper(
         var within = options.NodeReportTimeoutSeconds switch { 60 => "1 minute", var n when n % 60 == 0 => $"{n / 60} minutes", var n => $"{n} seconds" };
         var leaving = cluster.NodeGroups.Where(n => n.DeleteRequested).Select(n => n.Name).ToHashSet();
         var expected = obs.NodeGroups.Where(g => !leaving.Contains(g.Name)).SelectMany(g => g.Nodes.Select(n => (Group: g.Name, Node: n.Name))).ToList();
-        var fetched = (await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.Kind == NodeCredentialKinds.Fetch && c.UsedAt != null)
-            .Select(c => c.NodeName).ToListAsync(ct)).ToHashSet();
+        var fetched = (await FetchedNodesAsync(db, cluster.Uuid, ct)).ToHashSet();
 
         // Nodes that are gone (scaled down, nodegroup deleted) stop counting; the first control-plane node's row stays
         // so that no later server runs kubeadm init a second time.
@@ -195,10 +195,9 @@ public sealed partial class NodeBootstrapper(
         // Their credentials go with them: a node that is gone takes no part in CA rotations or renewals.
         foreach (var gone in states.Values.Where(s => !observed.Contains(s.NodeName) && s.CreatedAt < now - TimeSpan.FromMinutes(1)))
         {
-            if (gone.Role != RoleInit) db.NodeStates.Remove(gone);
-            else if (gone.ServingCertificateExpiresAt is null && gone.ControlPlaneCertificatesExpireAt is null) continue; // already retired
-            gone.ServingCertificateExpiresAt = null;
-            gone.ControlPlaneCertificatesExpireAt = null;
+            if (gone.Role != NodeRoles.Init) db.NodeStates.Remove(gone);
+            else if (gone.ServingCertificateExpiresAt is null && gone.ControlPlaneCertificatesExpireAt is null) continue; // retired by an earlier pass
+            else (gone.ServingCertificateExpiresAt, gone.ControlPlaneCertificatesExpireAt) = (null, null);
             await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == gone.NodeName).ExecuteDeleteAsync(ct);
         }
 
@@ -235,13 +234,18 @@ public sealed partial class NodeBootstrapper(
         var condition = waiting.Count == 0
             ? new ConditionObservation(ConditionTypes.NodesReady, true, "Ready")
             : new ConditionObservation(ConditionTypes.NodesReady, false, "Waiting", "waiting for nodes to report Ready: " + string.Join(", ", waiting));
-        var init = states.Values.FirstOrDefault(s => s.Role == RoleInit && observed.Contains(s.NodeName));
+        var init = states.Values.FirstOrDefault(s => s.Role == NodeRoles.Init && observed.Contains(s.NodeName));
         var addons = init is null || init.Phase == NodePhases.Pending ? null
             : init.Phase is NodePhases.AddonsApplied or NodePhases.Ready
                 ? new ConditionObservation(ConditionTypes.AddonsReady, true, "Applied", $"applied by {init.NodeName}")
                 : new ConditionObservation(ConditionTypes.AddonsReady, false, "Waiting", $"{init.NodeName} applies them after kubeadm init (now: {init.Phase})");
         return new NodeVerdict(null, waitingNodes, condition) { Addons = addons };
     }
+
+    /// <summary>The nodes of a cluster that fetched their bundle (their fetch credential is used): they hold its certificates.</summary>
+    public static Task<List<string>> FetchedNodesAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
+        => db.NodeCredentials.AsNoTracking().Where(c => c.ClusterUuid == clusterUuid && c.Kind == NodeCredentialKinds.Fetch && c.UsedAt != null)
+            .Select(c => c.NodeName).ToListAsync(ct);
 
     /// <summary>Removes every bootstrap record of a deleted cluster.</summary>
     public static async Task DeleteAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
@@ -260,24 +264,23 @@ public sealed partial class NodeBootstrapper(
         var endpoint = $"{api.Host}:{(api.IsDefaultPort ? KubeadmConfigRenderer.ApiServerPort : api.Port)}";
         var sans = new List<string> { api.Host };
         sans.AddRange(cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).SelectMany(n => n.NodeAddresses).Where(a => !sans.Contains(a)));
-        var controlPlane = state.Role != RoleWorker;
+        var controlPlane = state.Role != NodeRoles.Worker;
         var cloud = await CloudConfigAsync(db, cluster, template, ct);
         var kubeadm = KubeadmConfigRenderer.Render(new KubeadmInputs(
             cluster.Name, version, endpoint, sans, Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), Labels.DnsDomain(labels),
             state.NodeName,
             KubeadmRoleOf(state.Role),
-            state.Role == RoleInit ? node.BootstrapToken : null,
+            state.Role == NodeRoles.Init ? node.BootstrapToken : null,
             ExternalCloudProvider: cloud is not null, options.BootstrapTokenTtl));
 
-        var serving = NodeCertificates.KubeletServing(node.ClusterCa, state.NodeName, state.Addresses!.Split(','),
-            TimeSpan.FromDays(options.KubeletServingCertificateDays));
+        var serving = NodeCertificates.KubeletServing(node.ClusterCa, state.NodeName, state.Addresses!.Split(','), ServingValidity);
         var files = new List<(string Path, string Content, UnixFileMode Mode)>
         {
             ("etc/kubernetes/magnetar/kubeadm.yaml", kubeadm, Private),
             (KubeadmConfigRenderer.KubeletServingCertPath.TrimStart('/'), serving.CertificatePem, Public),
             (KubeadmConfigRenderer.KubeletServingKeyPath.TrimStart('/'), serving.PrivateKeyPem, Private),
         };
-        if (state.Role != RoleInit)
+        if (state.Role != NodeRoles.Init)
             files.Add((KubeadmConfigRenderer.JoinKubeconfigPath.TrimStart('/'), NodeCertificates.JoinKubeconfig(node.ClusterCa, $"https://{endpoint}",
                 cluster.Name, state.NodeName, TimeSpan.FromMinutes(options.JoinCertificateMinutes)), Private));
         // A worker gets the CA only inside its join kubeconfig: kubeadm join refuses to start on a worker where
@@ -293,7 +296,7 @@ public sealed partial class NodeBootstrapper(
             files.Add(("etc/kubernetes/pki/etcd/ca.crt", node.EtcdCa.CertificatePem, Public));
             files.Add(("etc/kubernetes/pki/etcd/ca.key", node.EtcdCa.PrivateKeyPem, Private));
         }
-        if (state.Role == RoleInit)
+        if (state.Role == NodeRoles.Init)
         {
             var addons = AddonRenderer.Render(new AddonValues(cluster.Uuid, cluster.Name, version, networkDriver,
                 Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), labels, cloud));
@@ -316,8 +319,8 @@ public sealed partial class NodeBootstrapper(
 
     private static KubeadmRole KubeadmRoleOf(string role) => role switch
     {
-        RoleInit => KubeadmRole.Init,
-        RoleControlPlane => KubeadmRole.JoinControlPlane,
+        NodeRoles.Init => KubeadmRole.Init,
+        NodeRoles.ControlPlane => KubeadmRole.JoinControlPlane,
         _ => KubeadmRole.Worker,
     };
 

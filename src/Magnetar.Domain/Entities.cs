@@ -272,6 +272,16 @@ public sealed class NodeBootstrapState
     public DateTimeOffset? ControlPlaneCertificatesExpireAt { get; set; }
 }
 
+/// <summary>A node's kubeadm role (<see cref="NodeBootstrapState.Role"/>).</summary>
+public static class NodeRoles
+{
+    /// <summary>The first control-plane node: kubeadm init, once per cluster.</summary>
+    public const string Init = "init";
+    /// <summary>A control-plane node that joins (kubeadm join --control-plane).</summary>
+    public const string ControlPlane = "control-plane";
+    public const string Worker = "worker";
+}
+
 /// <summary>The phases a node reports, in order.</summary>
 public static class NodePhases
 {

@@ -411,8 +411,9 @@ public sealed partial class NodeBootstrapTests
 
     private static k8s.KubeConfigModels.K8SConfiguration ReadKubeconfig(string yaml) => k8s.KubernetesYaml.Deserialize<k8s.KubeConfigModels.K8SConfiguration>(yaml);
 
-    private static string ClientCertificate(Node n, string kubeconfig)
-        => System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(ReadKubeconfig(n.Files.File(kubeconfig)).Users.Single().UserCredentials.ClientCertificateData));
+    private static string FromBase64(string b64) => System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(b64));
+
+    private static string ClientCertificate(Node n, string kubeconfig) => KubeconfigCredentials(n.Files.File(kubeconfig)).ClientCert;
 
     private async Task<string> CaPem(string cluster) => (await Api(HttpMethod.Get, $"/v1/certificates/{cluster}", null, HttpStatusCode.OK))["pem"]!.GetValue<string>();
 
@@ -432,10 +433,7 @@ public sealed partial class NodeBootstrapTests
     }
 
     private static List<string> KubeconfigCaThumbprints(string yaml)
-    {
-        var config = ReadKubeconfig(yaml);
-        return Thumbprints(System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(config.Clusters.Single().ClusterEndpoint.CertificateAuthorityData)));
-    }
+        => Thumbprints(FromBase64(ReadKubeconfig(yaml).Clusters.Single().ClusterEndpoint.CertificateAuthorityData));
 
     private void Execute(string sql)
     {

@@ -375,10 +375,9 @@ public sealed partial class NodeBootstrapTests : IAsyncLifetime
     /// <summary>The CA and client certificate (PEM) of a kubeconfig, as kubectl reads them.</summary>
     private static (string Ca, string ClientCert) KubeconfigCredentials(string yaml)
     {
-        var config = k8s.KubernetesYaml.Deserialize<k8s.KubeConfigModels.K8SConfiguration>(yaml);
-        string Decode(string b64) => System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(b64));
-        return (Decode(config.Clusters.Single().ClusterEndpoint.CertificateAuthorityData),
-            Decode(config.Users.Single().UserCredentials.ClientCertificateData));
+        var config = ReadKubeconfig(yaml);
+        return (FromBase64(config.Clusters.Single().ClusterEndpoint.CertificateAuthorityData),
+            FromBase64(config.Users.Single().UserCredentials.ClientCertificateData));
     }
 
     private static string Mode(string file) => Convert.ToString((int)File.GetUnixFileMode(file) & 0x1FF, 8);

@@ -196,14 +196,19 @@ restart_control_plane() {
   done
 }
 
+# The kubelet's serving certificate and key, from the directory $1.
+install_kubelet_serving() {
+  install -m 0644 "$1/kubelet-serving.crt" "$KUBELET_PKI/kubelet-serving.crt" &&
+    install -m 0600 "$1/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key"
+}
+
 # The kubelet's client certificate (one file, certificate and key) and serving certificate from the new CA.
 install_kubelet_certs() {
   local d=$1 name
   mkdir -p "$KUBELET_PKI"
   name="kubelet-client-$(date -u +%Y-%m-%d-%H-%M-%S).pem"
   install -m 0600 "$d/kubelet-client.pem" "$KUBELET_PKI/$name" && ln -sfn "$name" "$KUBELET_PKI/kubelet-client-current.pem" || return 1
-  install -m 0644 "$d/kubelet-serving.crt" "$KUBELET_PKI/kubelet-serving.crt" || return 1
-  install -m 0600 "$d/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key" || return 1
+  install_kubelet_serving "$d" || return 1
   # kubelet.conf names that file (as kubeadm leaves it after kubelet-finalize or the kubelet's TLS bootstrap).
   [ -f "$KUBE/kubelet.conf" ] || return 0
   sed -i -e "s|^\([[:space:]]*\)client-certificate-data:.*|\1client-certificate: $KUBELET_CLIENT|" \
@@ -285,8 +290,7 @@ rotate_finish() {
 
 # The kubelet does not renew a serving certificate it was given: Magnetar hands a new one before it expires.
 renew_kubelet_serving() {
-  install -m 0644 "$1/kubelet-serving.crt" "$KUBELET_PKI/kubelet-serving.crt" || return 1
-  install -m 0600 "$1/kubelet-serving.key" "$KUBELET_PKI/kubelet-serving.key" || return 1
+  install_kubelet_serving "$1" || return 1
   systemctl restart kubelet
 }
 

@@ -30,7 +30,7 @@ public static class NodeCertificates
     public static string JoinKubeconfig(CertificateAuthorityMaterial ca, string server, string clusterName, string nodeName, TimeSpan validity)
     {
         var user = NodeUser(nodeName);
-        var client = ClusterPki.IssueCertificate(ca, user, [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
+        var client = NodeClient(ca, nodeName, validity);
         var config = new K8SConfiguration
         {
             ApiVersion = "v1",
@@ -58,9 +58,13 @@ public static class NodeCertificates
     /// </summary>
     public static string KubeletClientPem(CertificateAuthorityMaterial ca, string nodeName, TimeSpan validity)
     {
-        var client = ClusterPki.IssueCertificate(ca, NodeUser(nodeName), [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
+        var client = NodeClient(ca, nodeName, validity);
         return client.CertificatePem.TrimEnd() + "\n" + client.PrivateKeyPem.TrimEnd() + "\n";
     }
+
+    /// <summary>A client certificate of the node's identity: <c>system:node:&lt;name&gt;</c> in <c>system:nodes</c>.</summary>
+    private static IssuedCertificate NodeClient(CertificateAuthorityMaterial ca, string nodeName, TimeSpan validity)
+        => ClusterPki.IssueCertificate(ca, NodeUser(nodeName), [NodesGroup], CertificatePurpose.Client, null, validity, LeafKey.EcdsaP256);
 
     private static string Base64(string pem) => Convert.ToBase64String(Encoding.ASCII.GetBytes(pem));
 }
