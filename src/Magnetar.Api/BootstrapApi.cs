@@ -11,7 +11,7 @@ namespace Magnetar.Api;
 /// /bootstrap/v1: what booted nodes call (not part of Magnum's API, no Keystone token). <c>POST bundle</c> trades the
 /// single-use credential of the user-data for the node's tar.gz bundle; <c>POST report?phase=&amp;status=&amp;exit_code=</c>
 /// records progress, the body being the failing command's log tail; <c>POST task</c> is what a node's agent asks
-/// (with the report credential) for the work it is to do now — a CA rotation step — answered 204 when there is none. Plain HTTP is refused unless
+/// (with the report credential) for the work it is to do now — a CA rotation step — answered 204 when there is none; both may carry <c>kubelet_version</c>, the node's own kubelet's, and the poll is the node's heartbeat. Plain HTTP is refused unless
 /// Magnetar:Bootstrap:AllowInsecureHttp is set: the bundle of a control-plane node holds the cluster's CA keys.
 /// </summary>
 public static class BootstrapApi
@@ -32,7 +32,7 @@ public static class BootstrapApi
 
     private static async Task<IResult> Task(HttpContext http, NodeBootstrapper bootstrapper, CancellationToken ct)
     {
-        var r = await bootstrapper.ClaimTaskAsync(http.Request.Headers.Authorization.ToString(), ct);
+        var r = await bootstrapper.ClaimTaskAsync(http.Request.Headers.Authorization.ToString(), ct, NonEmpty(http.Request.Query["kubelet_version"].FirstOrDefault()));
         if (r.StatusCode == 204) return Results.NoContent();
         if (r.Bundle is null) return Error(r.StatusCode, r.Message ?? "refused", r.StatusCode == 503 ? 10 : null, http);
         return Results.File(r.Bundle, "application/gzip", "task.tar.gz");
@@ -55,9 +55,12 @@ public static class BootstrapApi
             return Error(413, $"a report body is at most {MaxReportBody} bytes (send the log's tail)");
         var q = http.Request.Query;
         var r = await bootstrapper.ReportAsync(http.Request.Headers.Authorization.ToString(), q["phase"].FirstOrDefault(),
-            q["status"].FirstOrDefault(), q["exit_code"].FirstOrDefault(), Encoding.UTF8.GetString(buffer, 0, total), ct);
+            q["status"].FirstOrDefault(), q["exit_code"].FirstOrDefault(), Encoding.UTF8.GetString(buffer, 0, total), ct,
+            NonEmpty(q["kubelet_version"].FirstOrDefault()));
         return r.StatusCode == 204 ? Results.NoContent() : Error(r.StatusCode, r.Message ?? "refused");
     }
+
+    private static string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
     private static IResult Error(int status, string message, int? retryAfter = null, HttpContext? http = null)
     {

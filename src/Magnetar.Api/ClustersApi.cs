@@ -324,6 +324,15 @@ public static class ClustersApi
         return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
     }
 
+    /// <summary>
+    /// Magnum's upgrade action, carried out for real: the nodes of the upgraded nodegroups are replaced one batch at a
+    /// time by servers of the new version (NodeReplacer), the control plane first. Without a nodegroup (or naming a
+    /// default one) the control plane and the default worker nodegroup move to the template; a non-default nodegroup
+    /// named alone may only move to the cluster's template (Magnum's rule). Refused, before anything changes: a
+    /// downgrade, skipping a minor version (kubeadm upgrades one at a time), workers newer than the control plane, a
+    /// control plane without load balancer (a new node would change the API address), another operation or an
+    /// unfinished CA rotation, and images or flavors the cloud does not have. An upgrade that failed resumes when asked again.
+    /// </summary>
     private static async Task<IResult> Upgrade(ApiContext ctx, string ident, CancellationToken ct)
     {
         ApiVersion.Require(ctx.Http, new ApiVersion(1, 7));
@@ -334,33 +343,79 @@ public static class ClustersApi
         var v = Schemas.Upgrade.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
         var target = await ctx.FindTemplateAsync(caller, (string)v["cluster_template"]!, track: false, ct);
         var ngIdent = v.GetValueOrDefault("nodegroup") as string;
-        if (!string.IsNullOrEmpty(ngIdent))
+        var named = string.IsNullOrEmpty(ngIdent) ? null : NodeGroupsApi.FindIn(cluster, ngIdent);
+        if (named is not null && target.Uuid != cluster.ClusterTemplateId && !named.IsDefault)
         {
-            var ng = NodeGroupsApi.FindIn(cluster, ngIdent);
-            if (target.Uuid != cluster.ClusterTemplateId && !ng.IsDefault)
-            {
-                var current = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == cluster.ClusterTemplateId).Select(t => t.Name).FirstOrDefaultAsync(ct);
-                throw MagnumError.Conflict($"Cluster Template is not valid for upgrade: Nodegroup {ng.Name} can be upgraded only to match cluster's template ({current}).");
-            }
+            var current = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == cluster.ClusterTemplateId).Select(t => t.Name).FirstOrDefaultAsync(ct);
+            throw MagnumError.Conflict($"Cluster Template is not valid for upgrade: Nodegroup {named.Name} can be upgraded only to match cluster's template ({current}).");
         }
         if (target.Coe != "kubernetes")
             throw MagnumError.Conflict("Cluster Template is not valid for upgrade: the new template is not a Kubernetes template.");
-        EnsureUpdatable(cluster);
-        cluster.UpgradeToTemplateId = target.Uuid;
-        cluster.ClusterTemplateId = target.Uuid;
-        if (target.Labels.TryGetValue("kube_tag", out var tag))
+        // A failed upgrade is resumed by asking again; any other state follows Magnum's rules.
+        if (!(cluster.Status == ClusterStatus.UpdateFailed && cluster.CaRotationStep is null)) EnsureUpdatable(cluster);
+
+        var clusterVersion = Labels.KubernetesVersion(cluster.Labels, cluster.CoeVersion ?? "");
+        var targetVersion = Labels.KubernetesVersion(target.Labels, clusterVersion);
+        var masters = cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested).ToList();
+        var groups = named is null || named.IsDefault ? [.. masters, DefaultWorker(cluster)] : new List<NodeGroup> { named };
+        foreach (var ng in groups)
         {
-            var labels = new Dictionary<string, string>(cluster.Labels) { ["kube_tag"] = tag };
-            cluster.Labels = labels;
+            var from = Labels.KubernetesVersion(ng.Labels, ng.Version ?? clusterVersion);
+            CheckVersionStep(ng.Name, from, targetVersion);
         }
-        foreach (var ng in cluster.NodeGroups.Where(n => !n.DeleteRequested))
+        if (!groups.Any(g => g.Role == NodeGroupRoles.Master))
+        {
+            var controlPlane = masters.Select(m => Labels.KubernetesVersion(m.Labels, m.Version ?? clusterVersion)).FirstOrDefault() ?? clusterVersion;
+            if (KubeVersion.Compare(targetVersion, controlPlane) > 0)
+                throw MagnumError.BadRequest($"Cluster Template is not valid for upgrade: nodegroup {groups[0].Name} would run {targetVersion}, newer than the control plane ({controlPlane}); " +
+                    "a kubelet must not be newer than its API server: upgrade the control plane first (without --nodegroup).");
+        }
+        var mastersChange = groups.Any(g => g.Role == NodeGroupRoles.Master &&
+            (Labels.KubernetesVersion(g.Labels, g.Version ?? clusterVersion) != targetVersion || (g.ImageId ?? "") != target.ImageId));
+        if (mastersChange && !cluster.MasterLbEnabled)
+            throw MagnumError.BadRequest("Cluster upgrade is not supported for a control plane without load balancer (master_lb_enabled is false): " +
+                "Magnetar upgrades by replacing nodes, and a new control-plane node would change the cluster's API address.");
+        await ctx.ValidateCloudReferencesAsync(string.IsNullOrEmpty(target.ImageId) ? null : target.ImageId,
+            groups.Select(g => g.FlavorId), null, null, cluster.ProjectId, ct);
+
+        if (named is null || named.IsDefault)
+        {
+            cluster.UpgradeToTemplateId = target.Uuid;
+            cluster.ClusterTemplateId = target.Uuid;
+            cluster.Labels = new Dictionary<string, string>(cluster.Labels) { ["kube_tag"] = targetVersion };
+        }
+        foreach (var ng in groups)
         {
             ng.Status = ClusterStatus.UpdateInProgress;
-            if (target.Labels.TryGetValue("kube_tag", out var t)) ng.Labels = new Dictionary<string, string>(ng.Labels) { ["kube_tag"] = t };
+            ng.StatusReason = null;
+            ng.Labels = new Dictionary<string, string>(ng.Labels) { ["kube_tag"] = targetVersion };
+            if (!string.IsNullOrEmpty(target.ImageId)) ng.ImageId = target.ImageId;
+            ng.UpdatedAt = ctx.Now;
         }
+        cluster.UpgradeMaxBatchSize = v.GetValueOrDefault("max_batch_size") is int batch ? Math.Max(1, batch) : 1;
+        cluster.ProgressAt = null;
         StartOperation(ctx, cluster, ClusterOperations.Upgrade);
+        // Nodes that failed (a node of an earlier attempt that never joined) are replaced too when the upgrade resumes.
         await SaveAsync(ctx, ct);
+        // Resuming: nodes of an earlier attempt that failed are replaced too, and a drain that timed out gets its time again.
+        await ctx.Db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid && s.Failed && s.RetireReason == null)
+            .ExecuteUpdateAsync(u => u.SetProperty(s => s.RetireReason, "failed during an earlier attempt"), ct);
+        await ctx.Db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid && s.RetireStep == NodeRetireSteps.Drain)
+            .ExecuteUpdateAsync(u => u.SetProperty(s => s.RetireStepAt, ctx.Now), ct);
         return Results.Json(new JsonObject { ["uuid"] = cluster.Uuid }, statusCode: 202);
+    }
+
+    /// <summary>kubeadm moves a cluster one minor version at a time, and never back.</summary>
+    private static void CheckVersionStep(string nodeGroup, string from, string to)
+    {
+        if (!KubeVersion.TryParse(to, out var t))
+            throw MagnumError.BadRequest($"Cluster Template is not valid for upgrade: kube_tag '{to}' is not a Kubernetes version like v1.32.1.");
+        if (!KubeVersion.TryParse(from, out var f)) return; // an unknown current version: nothing to compare with
+        if (KubeVersion.Compare(to, from) < 0)
+            throw MagnumError.BadRequest($"Cluster Template is not valid for upgrade: nodegroup {nodeGroup} runs {from}; {to} would be a downgrade, which Kubernetes does not support.");
+        if (t.Major != f.Major || t.Minor > f.Minor + 1)
+            throw MagnumError.BadRequest($"Cluster Template is not valid for upgrade: nodegroup {nodeGroup} runs {from}; kubeadm upgrades one minor version at a time, " +
+                $"so {to} skips v{f.Major}.{f.Minor + 1}: upgrade to a v{f.Major}.{f.Minor + 1} template first.");
     }
 
     internal static NodeGroup DefaultWorker(Cluster c)

@@ -326,6 +326,14 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // Scale down: the nodes the tenant named first, then the newest.
             var leaving = servers.Where(s => s.TaskState == "deleting").ToList();
             servers = servers.Except(leaving).ToList();
+            // Replaced nodes (upgrade, healing) go whatever the count: their successors are already there.
+            foreach (var v in servers.Where(s => ng.Replace.Contains(s.Name)).ToList())
+            {
+                await c.Compute.DeleteServerAsync(v.Id, ct);
+                await DeleteServerFloatingIpAsync(v.Name);
+                servers.Remove(v);
+                leaving.Add(v);
+            }
             var surplus = servers.Count - desired;
             if (surplus > 0)
             {
@@ -516,6 +524,27 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 ? "waiting for " + string.Join(", ", pending)
                 : "waiting for " + string.Join(", ", notReady.Select(g => _deletingGroups.Contains(g.Name) ? $"nodegroup {g.Name} to be deleted" : $"nodes of {g.Name}")));
         }
+    }
+
+    // ------------------------------------------------------------------------------------------------ observe
+
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<ServerState>>> ObserveServersAsync(IReadOnlyList<ClusterRef> clusters, CancellationToken ct)
+    {
+        var result = new ConcurrentDictionary<string, IReadOnlyList<ServerState>>();
+        await Parallel.ForEachAsync(clusters.Where(c => c.Credential is not null), new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = ct }, async (cluster, token) =>
+        {
+            try
+            {
+                var servers = await ClusterClients(cluster.Credential!).Compute.ListServersByTagAsync(Tag(cluster.Uuid), token);
+                result[cluster.Uuid] = servers.Where(s => s.Status != "DELETED" && s.TaskState != "deleting")
+                    .Select(s => new ServerState(s.Name, s.Metadata?.GetValueOrDefault("magnetar_nodegroup"), s.Status)).ToList();
+            }
+            catch (Exception e) when (e is OpenStackApiException or OpenStackUnavailableException or HttpRequestException)
+            {
+                _logger.LogWarning("Cluster {Uuid}: its servers could not be listed for the health check: {Error}", cluster.Uuid, e.Message);
+            }
+        });
+        return result;
     }
 
     // ------------------------------------------------------------------------------------------------ delete

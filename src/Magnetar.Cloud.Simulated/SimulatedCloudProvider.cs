@@ -131,6 +131,13 @@ public sealed class SimulatedCloudProvider(
                 .OrderBy(r => ServerIndex(r.Name)).ToList();
             var desired = ng.Deleting ? 0 : ng.NodeCount;
 
+            // Replaced nodes (upgrade, healing) go whatever the count: their successors are already there.
+            foreach (var v in servers.Where(s => ng.Replace.Contains(s.Name)).ToList())
+            {
+                MarkForDeletion(v, now, spec.Labels);
+                servers.Remove(v);
+            }
+
             // Scale down: the nodes the tenant named first, then the newest.
             var surplus = servers.Count - desired;
             if (surplus > 0)
@@ -147,7 +154,8 @@ public sealed class SimulatedCloudProvider(
             var serverGroup = ng.Deleting ? null : Ensure(Kinds.ServerGroup, $"{spec.ClusterName}-{ng.Name}", ng.Name);
             if (!ng.Deleting && canBoot && Ready(serverGroup))
             {
-                var used = servers.Select(s => ServerIndex(s.Name)).ToHashSet();
+                // A name is free once its server is gone (as on Nova, where a deleting server still holds it).
+                var used = rows.Where(r => r.Kind == Kinds.Server && r.NodeGroup == ng.Name).Select(s => ServerIndex(s.Name)).ToHashSet();
                 for (int i = 0; servers.Count < desired; i++)
                 {
                     if (used.Contains(i)) continue;
@@ -210,6 +218,19 @@ public sealed class SimulatedCloudProvider(
         {
             RequeueAfter = allReady ? null : NextChange(rows, now),
         };
+    }
+
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<ServerState>>> ObserveServersAsync(IReadOnlyList<ClusterRef> clusters, CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = time.GetUtcNow();
+        var uuids = clusters.Select(c => c.Uuid).ToList();
+        var rows = await db.SimulatedResources.AsNoTracking()
+            .Where(r => r.Kind == Kinds.Server && r.DeleteRequestedAt == null && uuids.Contains(r.ClusterUuid))
+            .Select(r => new { r.ClusterUuid, r.Name, r.NodeGroup, r.Status, r.ReadyAt }).ToListAsync(ct);
+        var byCluster = rows.ToLookup(r => r.ClusterUuid);
+        return uuids.ToDictionary(u => u, u => (IReadOnlyList<ServerState>)byCluster[u]
+            .Select(r => new ServerState(r.Name, r.NodeGroup, r.Status == Build && r.ReadyAt <= now ? Active : r.Status)).ToList());
     }
 
     public Task<CloudCredential?> IssueCredentialAsync(CredentialRequest request, CancellationToken ct) => Task.FromResult<CloudCredential?>(null);

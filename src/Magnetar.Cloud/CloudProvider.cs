@@ -39,7 +39,12 @@ public sealed record ClusterRef(string Uuid, string Name, string ProjectId, Clou
 /// <summary>Who asks for a new cluster, with the token of their request (only used while the request lasts).</summary>
 public sealed record CredentialRequest(string ClusterUuid, string ClusterName, string UserId, string ProjectId, string CallerToken, IReadOnlyList<string> CallerRoles);
 
-/// <summary>A nodegroup's desired state. <see cref="Deleting"/> asks for all its nodes to go.</summary>
+/// <summary>
+/// A nodegroup's desired state. <see cref="Deleting"/> asks for all its nodes to go. <see cref="NodesToRemove"/> are
+/// preferred when the group has more servers than <see cref="NodeCount"/> (a resize); <see cref="Replace"/> names
+/// servers to delete whatever the count — nodes retired by an upgrade or by healing, whose successors exist — and
+/// <see cref="NodeCount"/> counts the servers to keep besides them.
+/// </summary>
 public sealed record NodeGroupSpec(
     string Name,
     string Role,
@@ -48,7 +53,10 @@ public sealed record NodeGroupSpec(
     int NodeCount,
     IReadOnlyList<string> NodesToRemove,
     bool Deleting,
-    NodeUserDataFactory UserData);
+    NodeUserDataFactory UserData)
+{
+    public IReadOnlyList<string> Replace { get; init; } = [];
+}
 
 /// <summary>
 /// Renders the user-data of one server about to be created. Called once per server creation, never per pass: the
@@ -91,6 +99,9 @@ public sealed record DeletionObservation(ProvisionPhase Phase, string? Message, 
     public TimeSpan? RequeueAfter { get; init; }
 }
 
+/// <summary>A cluster's server as the cloud shows it (the health monitor's view: no change is made).</summary>
+public sealed record ServerState(string Name, string? NodeGroup, string Status);
+
 /// <summary>Cloud resources a template or cluster names, checked before anything is accepted (as Magnum does).</summary>
 public sealed record CloudReferences(string? ImageId, IReadOnlyList<string> FlavorIds, string? ExternalNetworkId, string? Keypair)
 {
@@ -117,6 +128,12 @@ public interface ICloudProvider
     /// cloud needs none. DeleteAsync revokes it once everything else is gone.
     /// </summary>
     Task<CloudCredential?> IssueCredentialAsync(CredentialRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The servers of each cluster as they are now, changing nothing (the health monitor asks this for many clusters at
+    /// once). A cluster the cloud could not be asked about is absent from the answer.
+    /// </summary>
+    Task<IReadOnlyDictionary<string, IReadOnlyList<ServerState>>> ObserveServersAsync(IReadOnlyList<ClusterRef> clusters, CancellationToken cancellationToken);
 
     /// <summary>Checks that image, flavors, external network and keypair exist for the caller's project; null when they do.</summary>
     Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences references, string projectId, CancellationToken cancellationToken);

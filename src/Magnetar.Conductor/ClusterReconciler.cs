@@ -20,6 +20,8 @@ public sealed class ClusterReconciler(
     ICloudProvider cloud,
     IClusterCertificates certificates,
     NodeBootstrapper bootstrapper,
+    NodeReplacer replacer,
+    ClusterApiAccessProvider apiAccess,
     BootstrapOptions bootstrapOptions,
     Magnetar.Bootstrap.Secrets.ISecretProtector secrets,
     ConductorOptions options,
@@ -37,7 +39,7 @@ public sealed class ClusterReconciler(
         var result = cluster.Operation switch
         {
             ClusterOperations.Delete => await ReconcileDeleteAsync(db, cluster, ct),
-            ClusterOperations.Create or ClusterOperations.Update or ClusterOperations.Upgrade => await ReconcileNormalAsync(db, cluster, ct),
+            ClusterOperations.Create or ClusterOperations.Update or ClusterOperations.Upgrade or ClusterOperations.Heal => await ReconcileNormalAsync(db, cluster, ct),
             ClusterOperations.RotateCa => await ReconcileCaRotationAsync(db, cluster, ct),
             _ => new ReconcileResult(null),
         };
@@ -93,6 +95,10 @@ public sealed class ClusterReconciler(
         SetCondition(db, cluster, new ConditionObservation(ConditionTypes.CertificatesReady, true, "Ready"), now);
 
         var version = Labels.KubernetesVersion(cluster.Labels, options.DefaultKubernetesVersion);
+        string VersionOf(NodeGroup n) => NodeReplacer.DesiredVersion(cluster, n, options.DefaultKubernetesVersion);
+        string RevisionOf(NodeGroup n) => NodeReplacer.Revision(VersionOf(n), n.ImageId ?? template.ImageId);
+        // Nodes being replaced (upgrade, healing): how many servers each nodegroup keeps, and which retired ones go.
+        var plans = NodeReplacer.Plan(cluster, await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct), RevisionOf);
         var networkDriver = template.NetworkDriver ?? "calico";
         var spec = new ClusterSpec(
             cluster.Uuid, cluster.Name, cluster.ProjectId, version, template.ImageId, cluster.Keypair,
@@ -102,8 +108,9 @@ public sealed class ClusterReconciler(
                 n.Name, n.Role,
                 n.FlavorId ?? (n.Role == NodeGroupRoles.Master ? cluster.MasterFlavorId : cluster.FlavorId) ?? "m1.small",
                 n.ImageId ?? template.ImageId,
-                n.NodeCount, n.NodesToRemove, n.DeleteRequested,
-                (nodeName, token) => bootstrapper.RenderUserDataAsync(cluster, n, nodeName, version, token)))
+                plans[n.Name].CloudCount, n.NodesToRemove, n.DeleteRequested,
+                (nodeName, token) => bootstrapper.RenderUserDataAsync(cluster, n, nodeName, VersionOf(n), RevisionOf(n), token))
+                { Replace = plans[n.Name].Replace })
                 .ToList(),
             await LoadCredentialAsync(db, cluster.Uuid, ct),
             template.DnsNameserver);
@@ -113,6 +120,8 @@ public sealed class ClusterReconciler(
         foreach (var c in obs.Conditions) SetCondition(db, cluster, c, now);
         if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
         var nodeStates = await bootstrapper.RecordAddressesAsync(db, cluster, obs, ct);
+        var replacement = obs.Phase == ProvisionPhase.Failed ? null
+            : await replacer.AdvanceAsync(db, cluster, obs, nodeStates, RevisionOf, VersionOf, (type, reason, message) => AddEvent(db, cluster, type, reason, message), ct);
 
         // Readiness "reports": a node counts when it said so through the bootstrap protocol, not when its server is ACTIVE.
         NodeVerdict? nodes = null;
@@ -140,21 +149,29 @@ public sealed class ClusterReconciler(
                 ng.StatusReason = ngObs.FailureMessage;
                 ng.UpdatedAt = now;
             }
-            else if (ngObs.Ready && ClusterStatus.IsInProgress(ng.Status) && !(nodes?.WaitingNodes.Overlaps(ngObs.Nodes.Select(x => x.Name)) ?? false))
+            else if (ngObs.Ready && ClusterStatus.IsInProgress(ng.Status) && !(nodes?.WaitingNodes.Overlaps(ngObs.Nodes.Select(x => x.Name)) ?? false)
+                     && !(replacement?.Rolling.Contains(ng.Name) ?? false))
             {
                 ng.Status = ng.Status.Replace("_IN_PROGRESS", "_COMPLETE");
                 ng.StatusReason = null;
                 ng.NodesToRemove = new List<string>();
-                ng.Version = version;
+                // Only now, when every node of it was seen to run it (reported by the nodes themselves in mode "reports").
+                ng.Version = VersionOf(ng);
                 ng.UpdatedAt = now;
+                if (ng.Role == NodeGroupRoles.Master) cluster.CoeVersion = ng.Version; // coe_version is what the control plane runs
             }
         }
 
         if (nodes?.Failure is not null) return Fail(db, cluster, nodes.Failure, failedStatus);
+        if (replacement?.Failure is not null) return Fail(db, cluster, replacement.Failure, failedStatus);
         switch (obs.Phase)
         {
             case ProvisionPhase.Failed:
                 return Fail(db, cluster, obs.Message ?? "the cloud provider reported a failure", failedStatus);
+
+            case ProvisionPhase.Ready when replacement is { Busy: true }:
+                if (cluster.StatusReason != replacement.Reason) cluster.StatusReason = replacement.Reason;
+                return new ReconcileResult(TimeSpan.FromSeconds(2));
 
             case ProvisionPhase.Ready when nodes is { WaitingNodes.Count: > 0 }:
                 cluster.StatusReason = nodes.Condition.Message;
@@ -166,25 +183,29 @@ public sealed class ClusterReconciler(
                 return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
 
             case ProvisionPhase.Ready:
-                Transition(db, cluster, completeStatus, $"{cluster.Operation!.ToUpperInvariant()} completed successfully", "Completed");
-                cluster.CoeVersion = version;
-                cluster.ObservedGeneration = cluster.Generation;
-                cluster.Operation = null;
-                cluster.OperationStartedAt = null;
-                cluster.UpgradeToTemplateId = null;
-                cluster.HealthStatus = HealthStatus.Healthy;
-                cluster.HealthStatusReason = BuildHealthReason(obs);
+                Transition(db, cluster, completeStatus, CompletionReason(cluster), "Completed");
                 foreach (var ng in cluster.NodeGroups.Where(n => !n.DeleteRequested))
                 {
                     if (ClusterStatus.IsInProgress(ng.Status)) ng.Status = ng.Status.Replace("_IN_PROGRESS", "_COMPLETE");
                     ng.NodesToRemove = new List<string>();
-                    ng.Version = version;
+                    ng.Version = VersionOf(ng);
                 }
+                // coe_version is what the control plane runs (a named worker nodegroup's upgrade leaves it as it is).
+                cluster.CoeVersion = cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested).Select(n => n.Version).FirstOrDefault() ?? version;
+                cluster.ObservedGeneration = cluster.Generation;
+                cluster.Operation = null;
+                cluster.OperationStartedAt = null;
+                cluster.UpgradeToTemplateId = null;
+                cluster.UpgradeMaxBatchSize = null;
+                cluster.ProgressAt = null;
+                cluster.HealthStatus = HealthStatus.Healthy;
+                cluster.HealthStatusReason = BuildHealthReason(obs);
                 return new ReconcileResult(null);
 
             default:
                 var started = cluster.OperationStartedAt ?? cluster.CreatedAt;
-                if (cluster.CreateTimeout > 0 && now - started > TimeSpan.FromMinutes(cluster.CreateTimeout))
+                // Upgrades and healing are bounded per step (NodeReplacer), not as a whole: they take as long as the nodes need.
+                if (cluster.Operation is ClusterOperations.Create or ClusterOperations.Update && cluster.CreateTimeout > 0 && now - started > TimeSpan.FromMinutes(cluster.CreateTimeout))
                     return Fail(db, cluster, $"timed out after {cluster.CreateTimeout} minutes; last progress: {obs.Message}", failedStatus);
                 if (cluster.StatusReason != obs.Message) cluster.StatusReason = obs.Message;
                 return new ReconcileResult(obs.RequeueAfter ?? TimeSpan.FromSeconds(1));
@@ -238,6 +259,14 @@ public sealed class ClusterReconciler(
         return new ReconcileResult(TimeSpan.FromSeconds(3));
     }
 
+    private static string CompletionReason(Cluster cluster) => cluster.Operation switch
+    {
+        ClusterOperations.Upgrade => "UPGRADE completed successfully: " + string.Join(", ", cluster.NodeGroups.Where(n => !n.DeleteRequested).OrderBy(n => n.Id)
+            .Select(n => $"{n.Name} runs {n.Version}")),
+        ClusterOperations.Heal => "unhealthy nodes replaced",
+        var op => $"{op!.ToUpperInvariant()} completed successfully",
+    };
+
     /// <summary>The cluster's cloud credential with its secret unsealed, or null when its cloud uses none.</summary>
     private async Task<CloudCredential?> LoadCredentialAsync(MagnetarDbContext db, string clusterUuid, CancellationToken ct)
     {
@@ -259,6 +288,7 @@ public sealed class ClusterReconciler(
         }
         cluster.Operation = null;
         cluster.OperationStartedAt = null;
+        cluster.ProgressAt = null;
         cluster.HealthStatus = HealthStatus.Unknown;
         logger.LogWarning("Cluster {Cluster} ({Uuid}) {Status}: {Reason}", cluster.Name, cluster.Uuid, status, reason);
         return new ReconcileResult(null);
@@ -307,9 +337,10 @@ public sealed class ClusterReconciler(
     private void AddEvent(MagnetarDbContext db, Cluster cluster, string type, string reason, string message)
         => db.ClusterEvents.Add(new ClusterEvent { ClusterUuid = cluster.Uuid, At = time.GetUtcNow(), Type = type, Reason = reason, Message = message });
 
-    private static Dictionary<string, string> BuildHealthReason(ClusterObservation obs)
+    /// <summary>Health as the completing pass saw it (every server ACTIVE, nodes Ready); the health monitor looks at the API next.</summary>
+    private Dictionary<string, string> BuildHealthReason(ClusterObservation obs)
     {
-        var reason = new Dictionary<string, string> { ["api"] = "ok" };
+        var reason = new Dictionary<string, string> { ["api"] = apiAccess.Enabled ? "not checked yet" : HealthMonitor.ApiNotChecked };
         foreach (var node in obs.NodeGroups.SelectMany(g => g.Nodes)) reason[$"{node.Name}.Ready"] = node.Status == "ACTIVE" ? "True" : "False";
         return reason;
     }

@@ -30,6 +30,40 @@ public sealed partial class NodeBootstrapper
         return new BootstrapResponse(204);
     }
 
+    /// <summary>
+    /// A retiring control-plane node left etcd (its server may go now), or failed to: then the node is failed with its
+    /// own words, which stops the upgrade or healing that retires it with the node, step and log tail named.
+    /// </summary>
+    private async Task<BootstrapResponse> ReportEtcdLeftAsync(MagnetarDbContext db, NodeBootstrapState state, bool ok, int? code, string tail,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        if (state.RetireStep != NodeRetireSteps.LeaveEtcd)
+            return new BootstrapResponse(409, $"node {state.NodeName} is not asked to leave etcd (retirement step: {state.RetireStep ?? "none"})");
+        if (ok)
+        {
+            state.RetireStep = NodeRetireSteps.Remove;
+            state.RetireStepAt = now;
+        }
+        else
+        {
+            state.Phase = NodePhases.EtcdMemberRemoved;
+            state.Failed = true;
+            state.ExitCode = code;
+            state.LogTail = tail;
+        }
+        AddEvent(db, state.ClusterUuid, ok ? "Normal" : "Warning", ok ? "NodeLeftEtcd" : "NodeLeaveEtcdFailed", ok
+            ? $"node {state.NodeName} removed its etcd member"
+            : $"node {state.NodeName}: removing its etcd member failed" + (code is null ? "" : $" with exit code {code}"));
+        await db.SaveChangesAsync(ct);
+        await db.Clusters.Where(c => c.Uuid == state.ClusterUuid && c.Operation != null)
+            .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
+        signal.Poke();
+        return new BootstrapResponse(204);
+    }
+
+    /// <summary>A kubelet version as <c>kubelet --version</c> prints it (v1.32.1, v1.32.1-rc.0, …).</summary>
+    private static bool IsVersion(string v) => v.Length <= 64 && System.Text.RegularExpressions.Regex.IsMatch(v, @"^v\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$");
+
     /// <summary>A node finished (or failed) a step of its cluster's CA rotation.</summary>
     private async Task<BootstrapResponse> ReportRotationAsync(MagnetarDbContext db, NodeBootstrapState state, string step, bool failed, int? code, string tail,
         DateTimeOffset now, CancellationToken ct)
@@ -69,13 +103,25 @@ public sealed partial class NodeBootstrapper
     /// step it is to carry out now, or of a renewal that is due, as a tar.gz with <c>task.env</c>; 204 when there is
     /// nothing for it to do (also while a failed rotation waits to be resumed).
     /// </summary>
-    public async Task<BootstrapResponse> ClaimTaskAsync(string? authorization, CancellationToken ct)
+    public async Task<BootstrapResponse> ClaimTaskAsync(string? authorization, CancellationToken ct, string? kubeletVersion = null)
     {
+        if (kubeletVersion is not null && !IsVersion(kubeletVersion)) return new BootstrapResponse(400, $"kubelet_version '{Sanitize(kubeletVersion)}' is not a version like v1.32.1");
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
         var cluster = await db.Clusters.AsNoTracking().FirstOrDefaultAsync(c => c.Uuid == credential.ClusterUuid, ct);
         if (cluster is null || cluster.Operation == ClusterOperations.Delete) return new BootstrapResponse(410, "the node's cluster is being deleted");
+        // The poll is the node's heartbeat (the health monitor reads it), and says which kubelet it runs.
+        var now = time.GetUtcNow();
+        var heartbeat = db.NodeStates.Where(s => s.ClusterUuid == credential.ClusterUuid && s.NodeName == credential.NodeName);
+        if (kubeletVersion is null) await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now), ct);
+        else await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now).SetProperty(s => s.KubeletVersion, kubeletVersion), ct);
+        var retireStep = await heartbeat.Select(s => s.RetireStep).FirstOrDefaultAsync(ct);
+        if (retireStep == NodeRetireSteps.LeaveEtcd)
+        {
+            logger.LogInformation("Cluster {Uuid}: node {Node} is retired and leaves etcd", cluster.Uuid, credential.NodeName);
+            return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=leave-etcd\n", Public)], now));
+        }
         if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step)
             return cluster.CaRotationStep is null ? await RenewalTaskAsync(db, cluster, credential.NodeName, ct) : new BootstrapResponse(204);
         var participants = await CaRotation.ParticipantsAsync(db, cluster.Uuid, ct);

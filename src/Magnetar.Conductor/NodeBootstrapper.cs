@@ -49,7 +49,7 @@ public sealed partial class NodeBootstrapper(
     public const string TokenPrefix = "mgb1";
     public const int MaxLogTail = 8192;
     /// <summary>What a node may report: its bootstrap phases, the CA rotation steps, the renewals of its agent.</summary>
-    private static readonly string[] ReportablePhases = [.. NodePhases.All, .. CaRotationSteps.All.Select(CaRotationSteps.Phase), .. NodePhases.Renewals];
+    private static readonly string[] ReportablePhases = [.. NodePhases.All, .. CaRotationSteps.All.Select(CaRotationSteps.Phase), .. NodePhases.Renewals, NodePhases.EtcdMemberRemoved];
     private readonly Lazy<string?> _caPem = new(() => string.IsNullOrEmpty(options.CaFile) ? null : File.ReadAllText(options.CaFile));
 
     /// <summary>The URL nodes use; set at startup from configuration or the listen address.</summary>
@@ -59,14 +59,23 @@ public sealed partial class NodeBootstrapper(
     /// The user-data of a server about to be created: decides the node's kubeadm role, (re)sets its bootstrap state,
     /// revokes credentials of an earlier server of the same name and mints a new single-use fetch credential.
     /// </summary>
-    public async Task<string> RenderUserDataAsync(Cluster cluster, NodeGroup nodeGroup, string nodeName, string kubernetesVersion, CancellationToken ct)
+    public async Task<string> RenderUserDataAsync(Cluster cluster, NodeGroup nodeGroup, string nodeName, string kubernetesVersion, string revision, CancellationToken ct)
     {
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();
         var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
+        var state = states.FirstOrDefault(s => s.NodeName == nodeName);
+        if (state is { Role: NodeRoles.Init } && (state.Phase != NodePhases.Pending || state.LastReportAt is not null
+                || await db.NodeCredentials.AnyAsync(c => c.ClusterUuid == cluster.Uuid && c.NodeName == nodeName && c.Kind == NodeCredentialKinds.Fetch && c.UsedAt != null, ct)))
+        {
+            // The name of a first control-plane node that did bootstrap, now reused by a new server (it was replaced):
+            // its record stays, renamed, as the mark that this cluster was initialised — the new server joins.
+            state.NodeName = $"{nodeName}~retired-{now.ToUnixTimeMilliseconds()}";
+            state.ServingCertificateExpiresAt = state.ControlPlaneCertificatesExpireAt = null;
+            state = null;
+        }
         var role = nodeGroup.Role != NodeGroupRoles.Master ? NodeRoles.Worker
             : states.Any(s => s.Role == NodeRoles.Init && s.NodeName != nodeName) ? NodeRoles.ControlPlane : NodeRoles.Init;
-        var state = states.FirstOrDefault(s => s.NodeName == nodeName);
         if (state is null)
         {
             state = new NodeBootstrapState { ClusterUuid = cluster.Uuid, NodeName = nodeName };
@@ -85,6 +94,15 @@ public sealed partial class NodeBootstrapper(
         state.ControlPlaneCertificatesExpireAt = null;
         state.RotationStep = null;
         state.RotationFailure = null;
+        state.KubernetesVersion = kubernetesVersion;
+        state.Revision = revision;
+        state.KubeletVersion = null;
+        state.LastSeenAt = null;
+        state.RetireStep = null;
+        state.RetireStepAt = null;
+        state.RetireReason = null;
+        state.UnhealthySince = null;
+        state.UnhealthyReason = null;
         await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == nodeName).ExecuteDeleteAsync(ct);
         var token = NewCredential(db, cluster.Uuid, nodeName, NodeCredentialKinds.Fetch, now + TimeSpan.FromMinutes(options.FetchCredentialMinutes));
         await db.SaveChangesAsync(ct);
@@ -140,8 +158,10 @@ public sealed partial class NodeBootstrapper(
     }
 
     /// <summary>A node's progress report: phase, ok|failed, the failing command's exit code, and the log tail as body.</summary>
-    public async Task<BootstrapResponse> ReportAsync(string? authorization, string? phase, string? status, string? exitCode, string logTail, CancellationToken ct)
+    public async Task<BootstrapResponse> ReportAsync(string? authorization, string? phase, string? status, string? exitCode, string logTail, CancellationToken ct,
+        string? kubeletVersion = null)
     {
+        if (kubeletVersion is not null && !IsVersion(kubeletVersion)) return new BootstrapResponse(400, $"kubelet_version '{Sanitize(kubeletVersion)}' is not a version like v1.32.1");
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var (credential, error) = await AuthenticateAsync(db, authorization, NodeCredentialKinds.Report, ct);
         if (credential is null) return BootstrapResponse.Refused(error!);
@@ -159,6 +179,9 @@ public sealed partial class NodeBootstrapper(
         if (state is null) return new BootstrapResponse(410, "the node is no longer part of its cluster");
         var now = time.GetUtcNow();
         var tail = Sanitize(logTail);
+        state.LastSeenAt = now;
+        if (kubeletVersion is not null) state.KubeletVersion = kubeletVersion;
+        if (phase == NodePhases.EtcdMemberRemoved) return await ReportEtcdLeftAsync(db, state, status == "ok", code, tail, now, ct);
         if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
         if (NodePhases.Renewals.Contains(phase)) return await ReportRenewalAsync(db, state, phase, status == "ok", code, tail, now, ct);
         state.Phase = phase;
@@ -186,7 +209,9 @@ public sealed partial class NodeBootstrapper(
         var timeout = TimeSpan.FromSeconds(options.NodeReportTimeoutSeconds);
         var within = options.NodeReportTimeoutSeconds switch { 60 => "1 minute", var n when n % 60 == 0 => $"{n / 60} minutes", var n => $"{n} seconds" };
         var leaving = cluster.NodeGroups.Where(n => n.DeleteRequested).Select(n => n.Name).ToHashSet();
-        var expected = obs.NodeGroups.Where(g => !leaving.Contains(g.Name)).SelectMany(g => g.Nodes.Select(n => (Group: g.Name, Node: n.Name))).ToList();
+        // Nodes being retired (replaced by an upgrade or healing) are on their way out: they are not waited for.
+        var expected = obs.NodeGroups.Where(g => !leaving.Contains(g.Name)).SelectMany(g => g.Nodes.Select(n => (Group: g.Name, Node: n.Name)))
+            .Where(x => states.GetValueOrDefault(x.Node) is not { } s || (s.RetireStep is null && s.RetireReason is null) || (s.Failed && s.RetireStep == NodeRetireSteps.LeaveEtcd)).ToList();
         var fetched = (await FetchedNodesAsync(db, cluster.Uuid, ct)).ToHashSet();
 
         // Nodes that are gone (scaled down, nodegroup deleted) stop counting; the first control-plane node's row stays
@@ -259,7 +284,8 @@ public sealed partial class NodeBootstrapper(
         var template = await db.ClusterTemplates.AsNoTracking().FirstOrDefaultAsync(t => t.Uuid == cluster.ClusterTemplateId, ct);
         var networkDriver = template?.NetworkDriver ?? "calico";
         var labels = cluster.Labels;
-        var version = Labels.KubernetesVersion(labels, conductorOptions.DefaultKubernetesVersion);
+        // The version the node's server was made for (during an upgrade the cluster's label is already the new one).
+        var version = state.KubernetesVersion ?? Labels.KubernetesVersion(labels, conductorOptions.DefaultKubernetesVersion);
         var node = await certificates.GetNodeSecretsAsync(db, cluster, ct);
         var endpoint = $"{api.Host}:{(api.IsDefaultPort ? KubeadmConfigRenderer.ApiServerPort : api.Port)}";
         var sans = new List<string> { api.Host };

@@ -54,6 +54,8 @@ public static class ClusterOperations
     public const string Delete = "delete";
     /// <summary>A CA rotation on the cluster's nodes (status UPDATE_IN_PROGRESS, as Magnum's).</summary>
     public const string RotateCa = "rotate_ca";
+    /// <summary>Auto-healing replaces unhealthy nodes (status UPDATE_IN_PROGRESS, as Magnum's auto-healer's resize).</summary>
+    public const string Heal = "heal";
 }
 
 /// <summary>Condition types a reconcile pass reports, in the order a cluster comes up.</summary>

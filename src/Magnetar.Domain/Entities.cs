@@ -95,6 +95,18 @@ public sealed class Cluster
     public string? CaRotationStep { get; set; }
     /// <summary>When the current CA rotation step began or a node last completed it (a step's timeout counts from it).</summary>
     public DateTimeOffset? CaRotationProgressAt { get; set; }
+    /// <summary>
+    /// An upgrade's <c>max_batch_size</c>: how many new nodes a worker nodegroup may have beyond its asked count while
+    /// old ones are replaced (control-plane nodes always go one at a time). Null when no upgrade runs.
+    /// </summary>
+    public int? UpgradeMaxBatchSize { get; set; }
+    /// <summary>
+    /// When the current operation last made progress (a node replaced, drained, joined): an upgrade or healing step
+    /// that makes none within its timeout fails with the node and step named.
+    /// </summary>
+    public DateTimeOffset? ProgressAt { get; set; }
+    /// <summary>When auto-healing last started replacing a node of this cluster (healing is rate-limited per cluster).</summary>
+    public DateTimeOffset? LastHealAt { get; set; }
 
     public List<NodeGroup> NodeGroups { get; set; } = new();
 }
@@ -170,6 +182,18 @@ public sealed class ServiceRecord
     public long ReportCount { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset? UpdatedAt { get; set; }
+}
+
+/// <summary>
+/// A lease on work that only one replica should do at a time for all clusters (the health monitor): taken and kept
+/// with a conditional UPDATE, like a cluster's lease, and taken over by another replica once it expires.
+/// </summary>
+public sealed class SingletonLease
+{
+    public long Id { get; set; }
+    public string Name { get; set; } = "";
+    public string? Owner { get; set; }
+    public DateTimeOffset? ExpiresAt { get; set; }
 }
 
 /// <summary>A cluster's certificate authority. The private key is stored only in protected (encrypted) form.</summary>
@@ -270,6 +294,40 @@ public sealed class NodeBootstrapState
     /// kubeconfigs; kubeadm's default validity, one year) expire: renewed through the node's agent before they do.
     /// </summary>
     public DateTimeOffset? ControlPlaneCertificatesExpireAt { get; set; }
+    /// <summary>The Kubernetes version this node's server was created to run (its nodegroup's at that moment).</summary>
+    public string? KubernetesVersion { get; set; }
+    /// <summary>
+    /// What the node's server was made from, <c>version|image</c>: a node whose revision differs from its nodegroup's
+    /// is replaced by an upgrade. Recorded when its user-data is rendered, i.e. when the server is requested.
+    /// </summary>
+    public string? Revision { get; set; }
+    /// <summary>The kubelet version the node itself reported (<c>kubelet --version</c>), null before it did.</summary>
+    public string? KubeletVersion { get; set; }
+    /// <summary>The node's last authenticated contact (a report, or its agent asking for work): its heartbeat.</summary>
+    public DateTimeOffset? LastSeenAt { get; set; }
+    /// <summary>Where the node's retirement stands (<see cref="NodeRetireSteps"/>); null while it serves.</summary>
+    public string? RetireStep { get; set; }
+    /// <summary>When the current retirement step began (its timeout counts from it).</summary>
+    public DateTimeOffset? RetireStepAt { get; set; }
+    /// <summary>Why the node is being replaced: "upgrade", or the health problem auto-healing acts on.</summary>
+    public string? RetireReason { get; set; }
+    /// <summary>Since when the health monitor has seen this node unhealthy (null: healthy or not judged).</summary>
+    public DateTimeOffset? UnhealthySince { get; set; }
+    /// <summary>What the health monitor found wrong with the node, e.g. "server ERROR", "NotReady (KubeletNotReady)".</summary>
+    public string? UnhealthyReason { get; set; }
+}
+
+/// <summary>
+/// The steps of retiring a node that is replaced (upgrade, healing). Its replacement has joined before it starts.
+/// </summary>
+public static class NodeRetireSteps
+{
+    /// <summary>Cordon and evict its pods through the cluster's API (PodDisruptionBudgets honoured).</summary>
+    public const string Drain = "drain";
+    /// <summary>A control-plane node leaves etcd (its agent runs <c>kubeadm reset phase remove-etcd-member</c>) before its server goes.</summary>
+    public const string LeaveEtcd = "leave-etcd";
+    /// <summary>Its server is deleted and its Node object removed.</summary>
+    public const string Remove = "remove";
 }
 
 /// <summary>A node's kubeadm role (<see cref="NodeBootstrapState.Role"/>).</summary>
@@ -298,6 +356,8 @@ public static class NodePhases
     public const string ControlPlaneCertificatesRenewed = "control-plane-certs-renewed";
     /// <summary>What a node's agent reports for the certificates it renews.</summary>
     public static readonly string[] Renewals = [KubeletServingRenewed, ControlPlaneCertificatesRenewed];
+    /// <summary>Reported by a retiring control-plane node's agent once it removed its own etcd member.</summary>
+    public const string EtcdMemberRemoved = "etcd-member-removed";
 }
 
 /// <summary>

@@ -56,3 +56,21 @@ public static class Labels
     private static string? First(IReadOnlyDictionary<string, string> labels, params string[] keys)
         => keys.Select(k => labels.TryGetValue(k, out var v) && !string.IsNullOrWhiteSpace(v) ? v : null).FirstOrDefault(v => v is not null);
 }
+
+/// <summary>Kubernetes versions as kube_tag and kubelet write them (v1.32.1, v1.32.1-rc.0).</summary>
+public static class KubeVersion
+{
+    public static bool TryParse(string? s, out (int Major, int Minor, int Patch) version)
+    {
+        version = default;
+        if (string.IsNullOrEmpty(s)) return false;
+        var core = s.TrimStart('v').Split('-', '+')[0].Split('.');
+        if (core.Length != 3 || !int.TryParse(core[0], out var a) || !int.TryParse(core[1], out var b) || !int.TryParse(core[2], out var c)) return false;
+        version = (a, b, c);
+        return true;
+    }
+
+    /// <summary>Orders two versions by major, minor, patch; unparsable ones compare equal.</summary>
+    public static int Compare(string a, string b)
+        => TryParse(a, out var x) && TryParse(b, out var y) ? x.CompareTo(y) : 0;
+}

@@ -24,6 +24,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<SimulatedResource> SimulatedResources => Set<SimulatedResource>();
     public DbSet<NodeBootstrapCredential> NodeCredentials => Set<NodeBootstrapCredential>();
     public DbSet<NodeBootstrapState> NodeStates => Set<NodeBootstrapState>();
+    public DbSet<SingletonLease> SingletonLeases => Set<SingletonLease>();
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -135,6 +136,21 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.Property(x => x.Addresses).HasMaxLength(1024);
             e.Property(x => x.RotationStep).HasMaxLength(16);
             e.Property(x => x.RotationFailure).HasMaxLength(9216);
+            e.Property(x => x.KubernetesVersion).HasMaxLength(64);
+            e.Property(x => x.Revision).HasMaxLength(512);
+            e.Property(x => x.KubeletVersion).HasMaxLength(64);
+            e.Property(x => x.RetireStep).HasMaxLength(16);
+            e.Property(x => x.RetireReason).HasMaxLength(512);
+            e.Property(x => x.UnhealthyReason).HasMaxLength(512);
+        });
+
+        b.Entity<SingletonLease>(e =>
+        {
+            e.ToTable("singleton_leases");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => x.Name).IsUnique();
+            e.Property(x => x.Name).HasMaxLength(64);
+            e.Property(x => x.Owner).HasMaxLength(256);
         });
 
         b.Entity<SimulatedResource>(e =>

@@ -169,10 +169,18 @@ public static class MagnetarHost
         builder.Services.AddSingleton<ReconcileSignal>();
         builder.Services.AddSingleton<ConductorIdentity>();
         builder.Services.AddScoped<ClusterReconciler>();
+        // Clusters' Kubernetes APIs (health, drains): reached on OpenStack; on the simulated cloud no Kubernetes runs.
+        conductor.ReachClusterApis ??= provider == "openstack";
+        builder.Services.AddSingleton<IClusterApi, KubernetesClusterApi>();
+        builder.Services.AddSingleton<ClusterApiAccessProvider>();
+        builder.Services.AddSingleton<NodeReplacer>();
+        builder.Services.AddSingleton(config.GetSection("Magnetar:Health").Get<HealthOptions>() ?? new HealthOptions());
         if (conductor.Enabled)
         {
             builder.Services.AddHostedService<ConductorService>();
             builder.Services.AddHostedService<ServiceHeartbeat>();
+            builder.Services.AddSingleton<HealthMonitor>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<HealthMonitor>());
         }
     }
 

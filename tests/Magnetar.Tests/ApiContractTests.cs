@@ -235,7 +235,7 @@ public abstract class ApiContractTests(HostFixture fixture)
     public async Task Cluster_lifecycle_create_show_patch_resize_upgrade_delete()
     {
         var demo = await Host.ClientAsync("demo");
-        var t = await demo.PostJson("/v1/clustertemplates", $$$"""{"name": "{{{Clusters.UniqueName("tpl")}}}", "coe": "kubernetes", "image_id": "fedora-coreos-40", "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "labels": {"kube_tag": "v1.31.1", "from_template": "yes"}}""").ExpectAsync(201);
+        var t = await demo.PostJson("/v1/clustertemplates", $$$"""{"name": "{{{Clusters.UniqueName("tpl")}}}", "coe": "kubernetes", "image_id": "fedora-coreos-40", "flavor_id": "m1.small", "master_flavor_id": "m1.medium", "master_lb_enabled": true, "labels": {"kube_tag": "v1.31.1", "from_template": "yes"}}""").ExpectAsync(201);
         var name = Clusters.UniqueName("life");
         var created = await demo.PostJson("/v1/clusters", $$"""{"name": "{{name}}", "cluster_template_id": "{{t["name"]}}", "node_count": 2, "labels": {"extra": "1"}, "merge_labels": true}""").ExpectAsync(202);
         Assert.Null(created["status"]); // Magnum's 202 body carries only the uuid

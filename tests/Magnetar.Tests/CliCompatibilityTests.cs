@@ -70,7 +70,7 @@ public sealed class CliCompatibilityTests(ServerProcessFixture server) : IClassF
         // Templates: a public one by the admin, a private one by the demo user.
         var tpl = await Ok("openrc", "coe", "cluster", "template", "create", "k8s-1.31", "--coe", "kubernetes", "--image", "fedora-coreos-40",
             "--external-network", "public", "--flavor", "m1.small", "--master-flavor", "m1.medium", "--network-driver", "calico",
-            "--labels", "kube_tag=v1.31.1", "--public", "-f", "json");
+            "--master-lb-enabled", "--labels", "kube_tag=v1.31.1", "--public", "-f", "json");
         Assert.Equal("k8s-1.31", tpl["name"]!.GetValue<string>());
         Assert.True(tpl["public"]!.GetValue<bool>());
         await Ok("openrc-demo", "coe", "cluster", "template", "create", "k8s-1.32", "--coe", "kubernetes", "--image", "fedora-coreos-40",
@@ -138,7 +138,7 @@ public sealed class CliCompatibilityTests(ServerProcessFixture server) : IClassF
         await WaitFor("openrc-demo", "c1", "UPDATE_COMPLETE");
         Assert.DoesNotContain((await Ok("openrc-demo", "coe", "nodegroup", "list", "c1", "-f", "json")).AsArray(), n => n!["name"]!.GetValue<string>() == "ng1");
 
-        // Upgrade to the demo's newer template.
+        // Upgrade to the demo's newer template (its nodes are replaced by servers of the new version).
         await Ok("openrc-demo", "coe", "cluster", "upgrade", "c1", "k8s-1.32");
         var upgraded = await WaitFor("openrc-demo", "c1", "UPDATE_COMPLETE");
         Assert.Equal("v1.32.3", upgraded["coe_version"]!.GetValue<string>());

@@ -7,7 +7,7 @@
 #   magnetar-node report PHASE ok|failed [EXIT_CODE] [LOG_FILE]
 #   magnetar-node run PHASE COMMAND...   run COMMAND; report PHASE ok, or failed with its exit code and log tail
 #   magnetar-node task                   ask Magnetar for work (a CA rotation step, renewing certificates before they
-#                                        expire), carry it out, report it; what
+#                                        expire, leaving etcd when replaced), carry it out, report it; what
 #                                        magnetar-node-agent.timer runs every 30 s once the node has bootstrapped
 # Paths are under MAGNETAR_NODE_ROOT (default: /). Only the test node sets it, to play a booted VM in a directory.
 set -uo pipefail
@@ -48,13 +48,20 @@ fetch() {
   return 1
 }
 
+# The version of the kubelet installed here, as "kubelet --version" says it ("Kubernetes v1.32.1" -> v1.32.1); empty
+# before it is installed. Magnetar records it: an upgrade is done only when every node says it runs the new version.
+kubelet_version() {
+  command -v kubelet >/dev/null 2>&1 || return 0
+  kubelet --version 2>/dev/null | sed -n 's/^Kubernetes \(v[0-9][0-9.A-Za-z+-]*\)$/\1/p' | head -n 1
+}
+
 report() {
   local phase=$1 status=$2 code=${3:-} file=${4:-} token
   token=$(cat "$ETC/report-token") || { log "no report credential"; return 1; }
   if [ -n "$file" ] && [ -f "$file" ]; then tail -n "${MAGNETAR_LOG_LINES:-40}" "$file"; fi |
     "${CURL[@]}" --retry 5 --retry-delay 2 --retry-all-errors --fail -o /dev/null -X POST \
       -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' --data-binary @- \
-      "$MAGNETAR_URL/bootstrap/v1/report?phase=$phase&status=$status&exit_code=$code"
+      "$MAGNETAR_URL/bootstrap/v1/report?phase=$phase&status=$status&exit_code=$code&kubelet_version=$(kubelet_version)"
 }
 
 run() {
@@ -300,11 +307,18 @@ renew_control_plane_certs() {
   restart_control_plane
 }
 
+# A control-plane node being replaced (upgrade, healing) leaves etcd before its server is deleted, so that the
+# cluster's etcd keeps its quorum count right (its successor joined as a member before). Its pods were drained.
+leave_etcd() {
+  kubeadm reset phase remove-etcd-member --kubeconfig "$KUBE/admin.conf"
+}
+
 task() {
   local token code tmp dir="$ETC/task" rc
   token=$(cat "$ETC/report-token") || { log "no report credential: the node has not fetched its bundle"; return 1; }
   tmp=$(mktemp)
-  code=$("${CURL[@]}" -o "$tmp" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$MAGNETAR_URL/bootstrap/v1/task") || code=000
+  code=$("${CURL[@]}" -o "$tmp" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+    "$MAGNETAR_URL/bootstrap/v1/task?kubelet_version=$(kubelet_version)") || code=000
   case "$code" in
     204) rm -f "$tmp"; return 0 ;;
     200) ;;
@@ -326,6 +340,9 @@ task() {
     renew-kubelet-serving:)
       log "renewing the kubelet serving certificate"
       run kubelet-serving-renewed renew_kubelet_serving "$dir"; rc=$? ;;
+    leave-etcd:)
+      log "this control-plane node is replaced: removing its etcd member"
+      run etcd-member-removed leave_etcd; rc=$? ;;
     *) log "unknown task '$MAGNETAR_TASK' '$MAGNETAR_TASK_STEP'"; rc=1 ;;
   esac
   rm -rf "$dir" # the new CA key lives only in /etc/kubernetes/pki

@@ -94,6 +94,9 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<DateTimeOffset?>("LastHealAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<DateTimeOffset?>("LeaseExpiresAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -123,6 +126,9 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.Property<DateTimeOffset?>("OperationStartedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("ProgressAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("ProjectId")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -145,6 +151,9 @@ namespace Magnetar.Persistence.Migrations.Postgres
 
                     b.Property<DateTimeOffset?>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<int?>("UpgradeMaxBatchSize")
+                        .HasColumnType("integer");
 
                     b.Property<string>("UpgradeToTemplateId")
                         .HasColumnType("text");
@@ -492,7 +501,18 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.Property<bool>("Failed")
                         .HasColumnType("boolean");
 
+                    b.Property<string>("KubeletVersion")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("KubernetesVersion")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<DateTimeOffset?>("LastReportAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset?>("LastSeenAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("LogTail")
@@ -512,6 +532,21 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .HasMaxLength(32)
                         .HasColumnType("character varying(32)");
 
+                    b.Property<string>("RetireReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
+                    b.Property<string>("RetireStep")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<DateTimeOffset?>("RetireStepAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Revision")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasColumnType("text");
@@ -525,6 +560,13 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .HasColumnType("character varying(16)");
 
                     b.Property<DateTimeOffset?>("ServingCertificateExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UnhealthyReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
+                    b.Property<DateTimeOffset?>("UnhealthySince")
                         .HasColumnType("timestamp with time zone");
 
                     b.HasKey("Id");
@@ -710,6 +752,34 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .IsUnique();
 
                     b.ToTable("magnum_services", (string)null);
+                });
+
+            modelBuilder.Entity("Magnetar.Domain.SingletonLease", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTimeOffset?>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Owner")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Name")
+                        .IsUnique();
+
+                    b.ToTable("singleton_leases", (string)null);
                 });
 
             modelBuilder.Entity("Magnetar.Persistence.SimulatedResource", b =>

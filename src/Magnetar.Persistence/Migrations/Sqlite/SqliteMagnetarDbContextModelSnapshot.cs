@@ -86,6 +86,9 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("LastHealAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long?>("LeaseExpiresAt")
                         .HasColumnType("INTEGER");
 
@@ -115,6 +118,9 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                     b.Property<long?>("OperationStartedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("ProgressAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("ProjectId")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -136,6 +142,9 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<long?>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("UpgradeMaxBatchSize")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("UpgradeToTemplateId")
@@ -472,7 +481,18 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                     b.Property<bool>("Failed")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("KubeletVersion")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("KubernetesVersion")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("LastReportAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LastSeenAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("LogTail")
@@ -492,6 +512,21 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .HasMaxLength(32)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("RetireReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RetireStep")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("RetireStepAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Revision")
+                        .HasMaxLength(512)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -505,6 +540,13 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<long?>("ServingCertificateExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UnhealthyReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("UnhealthySince")
                         .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
@@ -684,6 +726,32 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .IsUnique();
 
                     b.ToTable("magnum_services", (string)null);
+                });
+
+            modelBuilder.Entity("Magnetar.Domain.SingletonLease", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Owner")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Name")
+                        .IsUnique();
+
+                    b.ToTable("singleton_leases", (string)null);
                 });
 
             modelBuilder.Entity("Magnetar.Persistence.SimulatedResource", b =>

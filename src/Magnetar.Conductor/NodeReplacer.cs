@@ -1,0 +1,235 @@
+using Magnetar.Cloud;
+using Magnetar.Domain;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+
+namespace Magnetar.Conductor;
+
+/// <summary>What a nodegroup asks of the cloud in this pass while nodes are replaced.</summary>
+/// <param name="CloudCount">servers to keep: the asked count plus the surge (new nodes made before old ones go)</param>
+/// <param name="Replace">retired nodes whose servers go now</param>
+public sealed record NodeGroupPlan(int CloudCount, IReadOnlyList<string> Replace);
+
+/// <summary>Where the replacement of nodes stands after a pass.</summary>
+/// <param name="Busy">some nodegroup still has nodes to replace, or new nodes to see join</param>
+/// <param name="Rolling">the nodegroups not done yet (their version must not change)</param>
+public sealed record ReplacementVerdict(bool Busy, string? Reason, string? Failure, IReadOnlySet<string> Rolling);
+
+/// <summary>
+/// Node replacement, the machinery of rolling upgrades and of auto-healing (as Cluster API's machine rollouts): a node
+/// whose server was made from another revision (Kubernetes version, image) than its nodegroup's, or that healing marked,
+/// is replaced by a new server. New servers come first (<c>max_batch_size</c> beyond the asked count for workers, one
+/// for the control plane), and an old node is retired only while the nodes that serve — reported Ready, new ones with
+/// the new kubelet version — stay at least the asked count. Retiring: cordon and drain through the cluster's API
+/// (PodDisruptionBudgets honoured), a control-plane node then removes its own etcd member through its agent (its
+/// successor joined etcd before), then its server is deleted and its Node object removed. The control plane goes
+/// first; workers wait until it is done. Every step is recorded on the node's record, so a pass killed anywhere
+/// resumes where it was, and a node is never replaced twice: its successor carries the new revision.
+/// </summary>
+public sealed class NodeReplacer(
+    IClusterApi clusterApi,
+    ClusterApiAccessProvider apiAccess,
+    BootstrapOptions bootstrapOptions,
+    ConductorOptions options,
+    TimeProvider time,
+    ILogger<NodeReplacer> logger)
+{
+    /// <summary>What a node's server is made from: a node is replaced when this differs from its nodegroup's.</summary>
+    public static string Revision(string kubernetesVersion, string imageId) => $"{kubernetesVersion}|{imageId}";
+
+    /// <summary>The Kubernetes version a nodegroup is to run: its own kube_tag label, else the cluster's.</summary>
+    public static string DesiredVersion(Cluster cluster, NodeGroup ng, string fallback)
+        => Labels.KubernetesVersion(ng.Labels, Labels.KubernetesVersion(cluster.Labels, fallback));
+
+    /// <summary>
+    /// The cloud's part of this pass, from the node records alone (before the cloud is asked): per nodegroup the number
+    /// of servers to keep and the retired servers to delete.
+    /// </summary>
+    public static Dictionary<string, NodeGroupPlan> Plan(Cluster cluster, IReadOnlyCollection<NodeBootstrapState> states, Func<NodeGroup, string> revisionOf)
+    {
+        var plans = new Dictionary<string, NodeGroupPlan>();
+        foreach (var ng in cluster.NodeGroups)
+        {
+            var mine = states.Where(s => s.NodeGroup == ng.Name && !IsMarker(s)).ToList();
+            var replace = mine.Where(s => s.RetireStep == NodeRetireSteps.Remove).Select(s => s.NodeName).ToList();
+            var revision = revisionOf(ng);
+            var outdated = mine.Count(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision));
+            plans[ng.Name] = new NodeGroupPlan(ng.NodeCount + Math.Min(BatchSize(cluster, ng), outdated), replace);
+        }
+        return plans;
+    }
+
+    private static int BatchSize(Cluster cluster, NodeGroup ng) => ng.Role == NodeGroupRoles.Master ? 1 : Math.Max(1, cluster.UpgradeMaxBatchSize ?? 1);
+
+    /// <summary>A node that must be replaced: made from another revision, or marked by healing.</summary>
+    private static bool IsOutdated(NodeBootstrapState s, string revision) => s.Revision != revision || s.RetireReason is not null;
+
+    /// <summary>The record kept, renamed, of a first control-plane node that was replaced (see NodeBootstrapper.RenderUserDataAsync).</summary>
+    private static bool IsMarker(NodeBootstrapState s) => s.NodeName.Contains("~retired-", StringComparison.Ordinal);
+
+    /// <summary>
+    /// After the cloud was asked: starts retiring the nodes that may go now, moves retiring nodes on (drain, leave etcd,
+    /// remove), forgets the ones whose servers are gone, and says whether the replacement is done, waits, or failed.
+    /// </summary>
+    public async Task<ReplacementVerdict> AdvanceAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs,
+        IReadOnlyDictionary<string, NodeBootstrapState> states, Func<NodeGroup, string> revisionOf, Func<NodeGroup, string> versionOf,
+        Action<string, string, string> addEvent, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var reports = bootstrapOptions.ReadinessFromReports;
+        var observed = obs.NodeGroups.SelectMany(g => g.Nodes).ToDictionary(n => n.Name);
+        var rolling = new HashSet<string>();
+        string? reason = null;
+        var progressed = false;
+
+        // Retired nodes whose servers are gone: their Node objects go too, then their records (the first control-plane
+        // node's stays, renamed, as the mark that the cluster was initialised).
+        foreach (var gone in states.Values.Where(s => s.RetireStep == NodeRetireSteps.Remove && !observed.ContainsKey(s.NodeName) && !IsMarker(s)).ToList())
+        {
+            if (await apiAccess.GetAsync(db, cluster, ct) is { } access && !await clusterApi.DeleteNodeAsync(access, gone.NodeName, ct))
+                logger.LogWarning("Cluster {Uuid}: the Node object of replaced node {Node} could not be deleted now; the cloud controller manager removes it", cluster.Uuid, gone.NodeName);
+            addEvent("Normal", "NodeReplaced", $"node {gone.NodeName} ({gone.RetireReason ?? "upgrade"}) is gone: its server was deleted");
+            await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == gone.NodeName).ExecuteDeleteAsync(ct);
+            if (gone.Role == NodeRoles.Init)
+            {
+                gone.NodeName = $"{gone.NodeName}~retired-{now.ToUnixTimeMilliseconds()}";
+                gone.RetireStep = null;
+                gone.ServingCertificateExpiresAt = gone.ControlPlaneCertificatesExpireAt = null;
+            }
+            else db.NodeStates.Remove(gone);
+            progressed = true;
+        }
+
+        // The control plane first: workers are replaced only once every control-plane node runs its revision.
+        var controlPlaneRolling = false;
+        foreach (var ng in cluster.NodeGroups.Where(n => !n.DeleteRequested).OrderBy(n => n.Role == NodeGroupRoles.Master ? 0 : 1).ThenBy(n => n.Id))
+        {
+            var revision = revisionOf(ng);
+            var version = versionOf(ng);
+            var nodes = states.Values.Where(s => s.NodeGroup == ng.Name && !IsMarker(s) && observed.ContainsKey(s.NodeName)).OrderBy(s => NameIndex(s.NodeName)).ToList();
+            foreach (var s in nodes.Where(s => s.Revision is null))
+            {
+                // Nodes made before revisions were recorded run what their nodegroup last completed.
+                s.KubernetesVersion ??= ng.Version ?? version;
+                s.Revision = Revision(s.KubernetesVersion, ng.ImageId ?? revision[(revision.IndexOf('|') + 1)..]);
+            }
+            // A node serves when its server is ACTIVE, it reported Ready (mode "reports") and the health monitor did not find it unhealthy.
+            bool Serving(NodeBootstrapState s) => observed[s.NodeName].Status == "ACTIVE" && (!reports || (s.Phase == NodePhases.Ready && !s.Failed)) && s.UnhealthySince is null;
+            bool Joined(NodeBootstrapState s) => Serving(s) && (!reports || s.KubeletVersion == s.KubernetesVersion);
+            var outdated = nodes.Where(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision)).ToList();
+            var removing = states.Values.Where(s => s.NodeGroup == ng.Name && s.RetireStep == NodeRetireSteps.Remove && !IsMarker(s)).ToList();
+            var fresh = nodes.Where(s => !IsOutdated(s, revision)).ToList();
+            var joining = fresh.Where(s => !Joined(s)).ToList();
+            if (outdated.Count == 0 && removing.Count == 0 && joining.Count == 0 && fresh.Count == ng.NodeCount) continue;
+            if (outdated.Count == 0 && removing.Count == 0 && cluster.Operation is not (ClusterOperations.Upgrade or ClusterOperations.Heal)) continue; // a create or resize: not a replacement
+            rolling.Add(ng.Name);
+            if (ng.Role == NodeGroupRoles.Master) controlPlaneRolling = true;
+            else if (controlPlaneRolling) { reason ??= $"{ng.Name} waits for the control plane's upgrade"; continue; }
+
+            // Start retiring: nodes that do not serve at once (nothing is lost), serving ones while enough others serve.
+            var batch = BatchSize(cluster, ng);
+            var retiring = outdated.Where(s => s.RetireStep is not null).ToList();
+            var serving = nodes.Count(s => s.RetireStep is null && Serving(s) && (IsOutdated(s, revision) || Joined(s)));
+            foreach (var s in outdated.Where(s => s.RetireStep is null).OrderBy(s => Serving(s) ? 1 : 0).ThenBy(s => s.RetireReason is null ? 1 : 0))
+            {
+                if (retiring.Count >= batch) break;
+                var servingNow = Serving(s);
+                if (servingNow && serving - 1 < ng.NodeCount) break;
+                if (servingNow) serving--;
+                s.RetireReason ??= $"upgrade to {version}";
+                SetStep(s, NodeRetireSteps.Drain, now);
+                retiring.Add(s);
+                progressed = true;
+                addEvent("Normal", "NodeRetiring", $"node {s.NodeName} is retired ({s.RetireReason}): its successor serves" + (servingNow ? "; draining it" : "; it does not serve, nothing to drain"));
+            }
+
+            // Move the retiring nodes on.
+            var doing = new List<string>();
+            foreach (var s in retiring)
+            {
+                var step = await AdvanceNodeAsync(db, cluster, s, Serving(s), reports, addEvent, now, ct);
+                if (step.Failure is not null)
+                    return new ReplacementVerdict(true, null, $"{Verb(cluster)} {ng.Name} to {version} stopped: {step.Failure}", rolling);
+                if (step.Progressed) progressed = true;
+                doing.Add(step.Doing);
+            }
+            var done = fresh.Count(Joined);
+            var waitingJoin = joining.Select(s => s.NodeName).ToList();
+            reason ??= $"{Verb(cluster)} {ng.Name} to {version}: {Math.Min(done, ng.NodeCount)}/{ng.NodeCount} nodes done"
+                + (doing.Count > 0 ? ", " + string.Join(", ", doing) : "")
+                + (removing.Count > 0 ? ", removing " + string.Join(", ", removing.Select(s => s.NodeName)) : "")
+                + (waitingJoin.Count > 0 ? ", waiting for " + string.Join(", ", waitingJoin) + " to join" + (reports ? " and report " + version : "") : "");
+        }
+
+        if (progressed || cluster.ProgressAt is null) cluster.ProgressAt = now;
+        if (rolling.Count > 0 && now - cluster.ProgressAt > TimeSpan.FromSeconds(options.ReplaceStepTimeoutSeconds))
+            return new ReplacementVerdict(true, reason, $"{Verb(cluster)} stopped: no progress for {options.ReplaceStepTimeoutSeconds} seconds; {reason}", rolling);
+        return new ReplacementVerdict(rolling.Count > 0, reason, null, rolling);
+    }
+
+    private readonly record struct NodeStep(string Doing, bool Progressed, string? Failure = null);
+
+    private async Task<NodeStep> AdvanceNodeAsync(MagnetarDbContext db, Cluster cluster, NodeBootstrapState s, bool serving, bool reports,
+        Action<string, string, string> addEvent, DateTimeOffset now, CancellationToken ct)
+    {
+        if (s.RetireStep == NodeRetireSteps.Drain)
+        {
+            var access = serving ? await apiAccess.GetAsync(db, cluster, ct) : null;
+            if (access is null)
+            {
+                addEvent("Normal", "NodeNotDrained", serving
+                    ? $"node {s.NodeName} not drained: Magnetar does not reach this cluster's API (Magnetar:Conductor:ReachClusterApis is off, as on the simulated cloud where no Kubernetes runs)"
+                    : $"node {s.NodeName} not drained: it does not serve");
+                return AfterDrain(s, serving, reports, addEvent, now);
+            }
+            var drain = await clusterApi.DrainAsync(access, s.NodeName, ct);
+            if (drain.Drained)
+            {
+                addEvent("Normal", "NodeDrained", drain.NodeMissing ? $"node {s.NodeName}: no Node object to drain" : $"node {s.NodeName} drained");
+                return AfterDrain(s, serving, reports, addEvent, now);
+            }
+            var waited = now - (s.RetireStepAt ?? now);
+            var blocker = drain.Blocked ?? (drain.RemainingPods.Count > 0 ? $"pods still leaving: {string.Join(", ", drain.RemainingPods.Take(5))}" : "the drain did not finish");
+            if (waited > TimeSpan.FromSeconds(options.DrainTimeoutSeconds))
+            {
+                if (!string.Equals(options.DrainTimeoutAction, "proceed", StringComparison.OrdinalIgnoreCase))
+                    return new NodeStep("", false, $"node {s.NodeName} could not be drained within {options.DrainTimeoutSeconds} seconds: {blocker} " +
+                        "(resolve it — e.g. relax the PodDisruptionBudget — and upgrade again to resume)");
+                addEvent("Warning", "NodeDrainTimedOut", $"node {s.NodeName} not drained within {options.DrainTimeoutSeconds} seconds ({blocker}); replaced anyway (Magnetar:Conductor:DrainTimeoutAction=proceed)");
+                return AfterDrain(s, serving, reports, addEvent, now);
+            }
+            return new NodeStep($"draining {s.NodeName}" + (drain.Blocked is null ? "" : $" ({drain.Blocked})"), false);
+        }
+        if (s.RetireStep == NodeRetireSteps.LeaveEtcd)
+            return new NodeStep($"waiting for {s.NodeName} to leave etcd", false);
+        return new NodeStep($"removing {s.NodeName}", false);
+    }
+
+    /// <summary>After the drain: a serving control-plane node leaves etcd through its agent; any other node's server goes.</summary>
+    private static NodeStep AfterDrain(NodeBootstrapState s, bool serving, bool reports, Action<string, string, string> addEvent, DateTimeOffset now)
+    {
+        if (s.Role != NodeRoles.Worker && serving && reports)
+        {
+            SetStep(s, NodeRetireSteps.LeaveEtcd, now);
+            addEvent("Normal", "NodeLeavingEtcd", $"node {s.NodeName} is asked to remove its etcd member (its agent does it)");
+            return new NodeStep($"waiting for {s.NodeName} to leave etcd", true);
+        }
+        SetStep(s, NodeRetireSteps.Remove, now);
+        return new NodeStep($"removing {s.NodeName}", true);
+    }
+
+    private static void SetStep(NodeBootstrapState s, string step, DateTimeOffset now)
+    {
+        s.RetireStep = step;
+        s.RetireStepAt = now;
+    }
+
+    private static string Verb(Cluster cluster) => cluster.Operation == ClusterOperations.Heal ? "replacing unhealthy nodes of" : "upgrading";
+
+    private static int NameIndex(string name)
+    {
+        var dash = name.LastIndexOf('-');
+        return dash >= 0 && int.TryParse(name.AsSpan(dash + 1), out var i) ? i : int.MaxValue;
+    }
+}
