@@ -46,4 +46,18 @@ public interface IClusterApi
 
     /// <summary>Deletes the Node object (404 counts as done). False when the API could not be reached or refused.</summary>
     Task<bool> DeleteNodeAsync(ClusterApiAccess access, string nodeName, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sets <c>kubernetesVersion</c> in <c>kube-system/kubeadm-config</c>'s ClusterConfiguration — what <c>kubeadm join
+    /// --control-plane</c> reads to choose the control plane's images — as Cluster API's control-plane controller does
+    /// before machines of a new version join. Null when done (or already so), else why not.
+    /// </summary>
+    Task<string?> SetKubeadmKubernetesVersionAsync(ClusterApiAccess access, string version, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Points the <c>kube-system/kube-proxy</c> DaemonSet (kubeadm's addon) at the version's image, as <c>kubeadm upgrade
+    /// apply</c> does once the control plane runs it. Null when done, already so, or there is no kube-proxy (a CNI that
+    /// replaces it); else why not.
+    /// </summary>
+    Task<string?> SetKubeProxyVersionAsync(ClusterApiAccess access, string version, CancellationToken cancellationToken);
 }

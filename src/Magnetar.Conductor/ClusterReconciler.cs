@@ -98,7 +98,9 @@ public sealed class ClusterReconciler(
         string VersionOf(NodeGroup n) => NodeReplacer.DesiredVersion(cluster, n, options.DefaultKubernetesVersion);
         string RevisionOf(NodeGroup n) => NodeReplacer.Revision(VersionOf(n), n.ImageId ?? template.ImageId);
         // Nodes being replaced (upgrade, healing): how many servers each nodegroup keeps, and which retired ones go.
-        var plans = NodeReplacer.Plan(cluster, await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct), RevisionOf);
+        var knownNodes = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
+        var controlPlaneHeld = await replacer.PrepareControlPlaneAsync(db, cluster, knownNodes, VersionOf, ct);
+        var plans = NodeReplacer.Plan(cluster, knownNodes, RevisionOf, holdControlPlane: controlPlaneHeld is not null);
         var networkDriver = template.NetworkDriver ?? "calico";
         var spec = new ClusterSpec(
             cluster.Uuid, cluster.Name, cluster.ProjectId, version, template.ImageId, cluster.Keypair,
@@ -121,7 +123,7 @@ public sealed class ClusterReconciler(
         if (obs.ApiAddress is not null) cluster.ApiAddress = obs.ApiAddress;
         var nodeStates = await bootstrapper.RecordAddressesAsync(db, cluster, obs, ct);
         var replacement = obs.Phase == ProvisionPhase.Failed ? null
-            : await replacer.AdvanceAsync(db, cluster, obs, nodeStates, RevisionOf, VersionOf, (type, reason, message) => AddEvent(db, cluster, type, reason, message), ct);
+            : await replacer.AdvanceAsync(db, cluster, obs, nodeStates, RevisionOf, VersionOf, (type, reason, message) => AddEvent(db, cluster, type, reason, message), ct, controlPlaneHeld);
 
         // Readiness "reports": a node counts when it said so through the bootstrap protocol, not when its server is ACTIVE.
         NodeVerdict? nodes = null;

@@ -148,7 +148,9 @@ public sealed class HealthMonitor(
             var nodes = states[c.Uuid].Where(s => s.RetireStep is null).OrderBy(s => s.NodeName, StringComparer.Ordinal).ToList();
             var cloudServers = servers.TryGetValue(c.Uuid, out var list) ? list.ToDictionary(s => s.Name) : null;
             var apiHealth = api.GetValueOrDefault(c.Uuid);
-            var kubeNodes = apiHealth is { Reachable: true } ? apiHealth.Nodes.ToDictionary(n => n.Name) : null;
+            // The API answered /readyz but not the node list (Detail says why): nodes are then judged without it.
+            var kubeNodes = apiHealth is { Reachable: true } && !(apiHealth.Nodes.Count == 0 && apiHealth.Detail is not null)
+                ? apiHealth.Nodes.ToDictionary(n => n.Name) : null;
             var reason = new Dictionary<string, string>
             {
                 ["api"] = apiHealth is null ? ApiNotChecked
@@ -295,7 +297,7 @@ public sealed class HealthMonitor(
         foreach (var node in nodes)
         {
             if (!states.TryGetValue(node.State.Id, out var state)) continue;
-            var how = $"auto-healing: {node.Why} for {(int)(now - node.State.UnhealthySince!.Value).TotalSeconds} s";
+            var how = $"{NodeReplacer.HealingReason} {node.Why} for {(int)(now - node.State.UnhealthySince!.Value).TotalSeconds} s";
             if (node.ServerGone)
             {
                 // Nothing to drain or delete: forget it, and its credentials; a new server is made in its place.

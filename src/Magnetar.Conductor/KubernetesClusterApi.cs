@@ -23,7 +23,7 @@ namespace Magnetar.Conductor;
 /// the address it is reached at. Every request is bounded by the request timeout; an API that is down, refuses the
 /// TLS handshake or answers with an error is reported in the result, never thrown.
 /// </summary>
-public sealed class KubernetesClusterApi : IClusterApi, IDisposable
+public sealed partial class KubernetesClusterApi : IClusterApi, IDisposable
 {
     public static readonly TimeSpan DefaultRequestTimeout = TimeSpan.FromSeconds(10);
     private const string CordonPatch = """{"spec":{"unschedulable":true}}""";
@@ -60,11 +60,11 @@ public sealed class KubernetesClusterApi : IClusterApi, IDisposable
                 var nodes = list.Items.Select(ToKubeNode).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
                 return new ClusterApiHealth(true, ready, detail, nodes);
             }
-            catch (HttpOperationException e)
+            catch (Exception e) when (e is HttpOperationException or JsonException)
             {
-                // The API answers but will not list nodes (etcd down, RBAC): reachable, with no node known —
-                // Detail says so, so that an empty list is not read as "no node".
-                var failure = $"listing nodes failed: {Refusal(e)}";
+                // The API answers but will not list nodes (etcd down, RBAC) or not readably: reachable, with no node
+                // known — Detail says so, so that an empty list is not read as "no node".
+                var failure = $"listing nodes failed: {(e is HttpOperationException refused ? Refusal(refused) : e.Message)}";
                 return new ClusterApiHealth(true, ready, detail is null ? failure : $"{detail}\n{failure}", []);
             }
         }
@@ -170,6 +170,72 @@ public sealed class KubernetesClusterApi : IClusterApi, IDisposable
                 access.ClusterUuid, nodeName, access.Server, Reason(e, access, started));
             return false;
         }
+    }
+
+    public Task<string?> SetKubeadmKubernetesVersionAsync(ClusterApiAccess access, string version, CancellationToken cancellationToken)
+        => EditAsync(access, $"api/v1/namespaces/kube-system/configmaps/{KubeadmConfigMap}", "kube-system/kubeadm-config", missingIsFine: false, doc =>
+        {
+            var yaml = doc["data"]?["ClusterConfiguration"]?.GetValue<string>();
+            if (yaml is null) return (null, "kube-system/kubeadm-config has no ClusterConfiguration");
+            var edited = KubernetesVersionLine().Replace(yaml, $"kubernetesVersion: {version}", 1);
+            if (edited == yaml) return KubernetesVersionLine().IsMatch(yaml) ? (null, null) : (null, "its ClusterConfiguration has no kubernetesVersion");
+            return ($$"""[{"op":"test","path":"/metadata/resourceVersion","value":{{JsonSerializer.Serialize(doc["metadata"]?["resourceVersion"]?.GetValue<string>())}}},{"op":"replace","path":"/data/ClusterConfiguration","value":{{JsonSerializer.Serialize(edited)}}}]""", null);
+        }, cancellationToken);
+
+    public Task<string?> SetKubeProxyVersionAsync(ClusterApiAccess access, string version, CancellationToken cancellationToken)
+        => EditAsync(access, "apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy", "kube-system/kube-proxy", missingIsFine: true, doc =>
+        {
+            var containers = doc["spec"]?["template"]?["spec"]?["containers"]?.AsArray();
+            var index = containers?.Select((c, i) => (c, i)).FirstOrDefault(x => x.c?["name"]?.GetValue<string>() == "kube-proxy").i ?? -1;
+            var image = index >= 0 ? containers![index]?["image"]?.GetValue<string>() : null;
+            if (image is null) return (null, "kube-system/kube-proxy has no kube-proxy container");
+            var colon = image.LastIndexOf(':');
+            var wanted = (colon > image.LastIndexOf('/') ? image[..colon] : image) + ":" + version;
+            if (wanted == image) return (null, null);
+            return ($$"""[{"op":"replace","path":"/spec/template/spec/containers/{{index}}/image","value":{{JsonSerializer.Serialize(wanted)}}}]""", null);
+        }, cancellationToken);
+
+    private const string KubeadmConfigMap = "kubeadm-config";
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^kubernetesVersion:.*$", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex KubernetesVersionLine();
+
+    /// <summary>
+    /// Reads an object as JSON, lets <paramref name="edit"/> decide a JSON patch (null patch: nothing to change; or why
+    /// it cannot), and applies it. Raw requests: the typed models reject objects missing fields they declare required.
+    /// </summary>
+    private async Task<string?> EditAsync(ClusterApiAccess access, string path, string what, bool missingIsFine,
+        Func<System.Text.Json.Nodes.JsonNode, (string? Patch, string? Error)> edit, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            using var lease = Acquire(access);
+            var client = lease.Client;
+            using var get = new HttpRequestMessage(HttpMethod.Get, new Uri(client.BaseUri, path)) { Version = HttpVersion.Version20 };
+            using var got = await BoundedAsync(t => client.HttpClient.SendAsync(get, HttpCompletionOption.ResponseContentRead, t), ct);
+            if (got.StatusCode == HttpStatusCode.NotFound) return missingIsFine ? null : $"{what} not found";
+            var body = await got.Content.ReadAsStringAsync(ct);
+            if (!got.IsSuccessStatusCode) return $"reading {what}: {(int)got.StatusCode} {FirstLine(body)}";
+            var (patch, error) = edit(System.Text.Json.Nodes.JsonNode.Parse(body)!);
+            if (error is not null || patch is null) return error;
+            using var put = new HttpRequestMessage(HttpMethod.Patch, new Uri(client.BaseUri, path))
+            {
+                Version = HttpVersion.Version20,
+                Content = new StringContent(patch, System.Text.Encoding.UTF8, "application/json-patch+json"),
+            };
+            put.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json-patch+json");
+            using var patched = await BoundedAsync(t => client.HttpClient.SendAsync(put, HttpCompletionOption.ResponseContentRead, t), ct);
+            if (!patched.IsSuccessStatusCode) return $"updating {what}: {(int)patched.StatusCode} {FirstLine(await patched.Content.ReadAsStringAsync(ct))}";
+            _logger.LogInformation("Cluster {Uuid}: {What} updated", access.ClusterUuid, what);
+            return null;
+        }
+        catch (Exception e) when (!IsCallerCancellation(e, ct))
+        {
+            return $"the cluster's API server could not be reached: {Reason(e, access, started)}";
+        }
+
+        static string FirstLine(string s) => s.Split('\n', 2)[0] is var l && l.Length > 300 ? l[..300] : s.Split('\n', 2)[0];
     }
 
     public void Dispose()

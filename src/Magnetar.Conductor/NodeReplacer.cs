@@ -35,6 +35,9 @@ public sealed class NodeReplacer(
     TimeProvider time,
     ILogger<NodeReplacer> logger)
 {
+    /// <summary>How <see cref="NodeBootstrapState.RetireReason"/> begins for a node auto-healing replaces (it does not serve).</summary>
+    public const string HealingReason = "auto-healing:";
+
     /// <summary>What a node's server is made from: a node is replaced when this differs from its nodegroup's.</summary>
     public static string Revision(string kubernetesVersion, string imageId) => $"{kubernetesVersion}|{imageId}";
 
@@ -46,7 +49,9 @@ public sealed class NodeReplacer(
     /// The cloud's part of this pass, from the node records alone (before the cloud is asked): per nodegroup the number
     /// of servers to keep and the retired servers to delete.
     /// </summary>
-    public static Dictionary<string, NodeGroupPlan> Plan(Cluster cluster, IReadOnlyCollection<NodeBootstrapState> states, Func<NodeGroup, string> revisionOf)
+    /// <param name="holdControlPlane">no new control-plane server yet (the cluster's kubeadm-config does not name the new version)</param>
+    public static Dictionary<string, NodeGroupPlan> Plan(Cluster cluster, IReadOnlyCollection<NodeBootstrapState> states, Func<NodeGroup, string> revisionOf,
+        bool holdControlPlane = false)
     {
         var plans = new Dictionary<string, NodeGroupPlan>();
         foreach (var ng in cluster.NodeGroups)
@@ -55,9 +60,32 @@ public sealed class NodeReplacer(
             var replace = mine.Where(s => s.RetireStep == NodeRetireSteps.Remove).Select(s => s.NodeName).ToList();
             var revision = revisionOf(ng);
             var outdated = mine.Count(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision));
-            plans[ng.Name] = new NodeGroupPlan(ng.NodeCount + Math.Min(BatchSize(cluster, ng), outdated), replace);
+            var surge = holdControlPlane && ng.Role == NodeGroupRoles.Master ? 0 : Math.Min(BatchSize(cluster, ng), outdated);
+            plans[ng.Name] = new NodeGroupPlan(ng.NodeCount + surge, replace);
         }
         return plans;
+    }
+
+    /// <summary>
+    /// Before a control-plane node of a new Kubernetes version is made: the cluster's kubeadm-config must name that
+    /// version, or <c>kubeadm join --control-plane</c> would start the old version's control plane on it (Cluster API
+    /// does the same). Null when nothing needs holding back; else why new control-plane servers wait.
+    /// </summary>
+    public async Task<string?> PrepareControlPlaneAsync(MagnetarDbContext db, Cluster cluster, IReadOnlyCollection<NodeBootstrapState> states,
+        Func<NodeGroup, string> versionOf, CancellationToken ct)
+    {
+        if (cluster.Operation != ClusterOperations.Upgrade || !apiAccess.Enabled) return null;
+        foreach (var ng in cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested))
+        {
+            var version = versionOf(ng);
+            var pending = states.Any(s => s.NodeGroup == ng.Name && !IsMarker(s) && s.RetireStep != NodeRetireSteps.Remove
+                && s.KubernetesVersion is not null && s.KubernetesVersion != version && !states.Any(n => n.NodeGroup == ng.Name && n.KubernetesVersion == version));
+            if (!pending) continue;
+            if (await apiAccess.GetAsync(db, cluster, ct) is not { } access) return $"waiting for the cluster's API address to record {version} in kube-system/kubeadm-config";
+            if (await clusterApi.SetKubeadmKubernetesVersionAsync(access, version, ct) is { } error)
+                return $"recording {version} in kube-system/kubeadm-config before a control-plane node of that version joins: {error}";
+        }
+        return null;
     }
 
     private static int BatchSize(Cluster cluster, NodeGroup ng) => ng.Role == NodeGroupRoles.Master ? 1 : Math.Max(1, cluster.UpgradeMaxBatchSize ?? 1);
@@ -74,7 +102,7 @@ public sealed class NodeReplacer(
     /// </summary>
     public async Task<ReplacementVerdict> AdvanceAsync(MagnetarDbContext db, Cluster cluster, ClusterObservation obs,
         IReadOnlyDictionary<string, NodeBootstrapState> states, Func<NodeGroup, string> revisionOf, Func<NodeGroup, string> versionOf,
-        Action<string, string, string> addEvent, CancellationToken ct)
+        Action<string, string, string> addEvent, CancellationToken ct, string? controlPlaneHeld = null)
     {
         var now = time.GetUtcNow();
         var reports = bootstrapOptions.ReadinessFromReports;
@@ -114,8 +142,9 @@ public sealed class NodeReplacer(
                 s.KubernetesVersion ??= ng.Version ?? version;
                 s.Revision = Revision(s.KubernetesVersion, ng.ImageId ?? revision[(revision.IndexOf('|') + 1)..]);
             }
-            // A node serves when its server is ACTIVE, it reported Ready (mode "reports") and the health monitor did not find it unhealthy.
-            bool Serving(NodeBootstrapState s) => observed[s.NodeName].Status == "ACTIVE" && (!reports || (s.Phase == NodePhases.Ready && !s.Failed)) && s.UnhealthySince is null;
+            // A node serves when its server is ACTIVE, it reported Ready (mode "reports") and healing did not pick it for being unhealthy.
+            bool Serving(NodeBootstrapState s) => observed[s.NodeName].Status == "ACTIVE" && (!reports || (s.Phase == NodePhases.Ready && !s.Failed))
+                && s.RetireReason?.StartsWith(HealingReason, StringComparison.Ordinal) != true;
             bool Joined(NodeBootstrapState s) => Serving(s) && (!reports || s.KubeletVersion == s.KubernetesVersion);
             var outdated = nodes.Where(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision)).ToList();
             var removing = states.Values.Where(s => s.NodeGroup == ng.Name && s.RetireStep == NodeRetireSteps.Remove && !IsMarker(s)).ToList();
@@ -126,6 +155,8 @@ public sealed class NodeReplacer(
             rolling.Add(ng.Name);
             if (ng.Role == NodeGroupRoles.Master) controlPlaneRolling = true;
             else if (controlPlaneRolling) { reason ??= $"{ng.Name} waits for the control plane's upgrade"; continue; }
+
+            if (ng.Role == NodeGroupRoles.Master && controlPlaneHeld is not null) { reason ??= $"{Verb(cluster)} {ng.Name} to {version}: {controlPlaneHeld}"; continue; }
 
             // Start retiring: nodes that do not serve at once (nothing is lost), serving ones while enough others serve.
             var batch = BatchSize(cluster, ng);
@@ -160,6 +191,16 @@ public sealed class NodeReplacer(
                 + (doing.Count > 0 ? ", " + string.Join(", ", doing) : "")
                 + (removing.Count > 0 ? ", removing " + string.Join(", ", removing.Select(s => s.NodeName)) : "")
                 + (waitingJoin.Count > 0 ? ", waiting for " + string.Join(", ", waitingJoin) + " to join" + (reports ? " and report " + version : "") : "");
+        }
+
+        // The control plane runs the new version: kube-proxy (kubeadm's addon on every node) follows, as kubeadm upgrade apply does it.
+        if (!controlPlaneRolling && cluster.Operation == ClusterOperations.Upgrade && apiAccess.Enabled
+            && cluster.NodeGroups.FirstOrDefault(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested) is { } cp
+            && await apiAccess.GetAsync(db, cluster, ct) is { } proxyAccess
+            && await clusterApi.SetKubeProxyVersionAsync(proxyAccess, versionOf(cp), ct) is { } proxyError)
+        {
+            rolling.Add(cp.Name);
+            reason ??= $"{Verb(cluster)}: setting kube-proxy to {versionOf(cp)}: {proxyError}";
         }
 
         if (progressed || cluster.ProgressAt is null) cluster.ProgressAt = now;

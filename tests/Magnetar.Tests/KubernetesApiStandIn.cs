@@ -67,10 +67,19 @@ public sealed class KubernetesApiStandIn : IAsyncDisposable
     /// <summary>namespace/name of each allowed eviction, in order.</summary>
     public IReadOnlyList<string> Evictions { get { lock (_gate) return [.. _evictions]; } }
     public IReadOnlyList<string> DeletedNodes { get { lock (_gate) return [.. _deletedNodes]; } }
+    /// <summary>kubernetesVersion in kube-system/kubeadm-config's ClusterConfiguration, and when it was last changed.</summary>
+    public string KubeadmKubernetesVersion { get; set; } = "v1.31.1";
+    public DateTime? KubeadmConfigChangedAt { get; private set; }
+    /// <summary>The image of kube-system/kube-proxy's container (null: no kube-proxy DaemonSet), and when it was last changed.</summary>
+    public string? KubeProxyImage { get; set; } = "registry.k8s.io/kube-proxy:v1.31.1";
+    public DateTime? KubeProxyChangedAt { get; private set; }
+    private int _resourceVersion = 1;
 
+    /// <summary>A kubelet registers its Node; one registering again (a new server of the same name) updates it, cordon kept.</summary>
     public void AddNode(string name, string kubeletVersion, bool ready = true)
     {
-        lock (_gate) _nodes.Add(name, new Node(name, ready, kubeletVersion, false));
+        lock (_gate)
+            _nodes[name] = _nodes.TryGetValue(name, out var node) ? node with { Ready = ready, KubeletVersion = kubeletVersion } : new Node(name, ready, kubeletVersion, false);
     }
 
     public void SetNodeReady(string name, bool ready)
@@ -212,6 +221,50 @@ public sealed class KubernetesApiStandIn : IAsyncDisposable
                 return Status(200, null, null, new JsonObject { ["name"] = name, ["kind"] = "nodes", ["uid"] = Uid(name) });
             }
         });
+        // kubeadm's ClusterConfiguration (what kubeadm join --control-plane reads) and kube-proxy, both edited by JSON patch.
+        app.MapGet("/api/v1/namespaces/kube-system/configmaps/kubeadm-config", () => { lock (_gate) return Json(KubeadmConfig()); });
+        app.MapMethods("/api/v1/namespaces/kube-system/configmaps/kubeadm-config", ["PATCH"], async (HttpRequest request) =>
+        {
+            if (request.ContentType?.StartsWith("application/json-patch+json") != true) return Status(415, "UnsupportedMediaType", "json-patch expected");
+            var ops = JsonNode.Parse(await new StreamReader(request.Body).ReadToEndAsync())!.AsArray();
+            lock (_gate)
+            {
+                var doc = KubeadmConfig();
+                foreach (var op in ops)
+                {
+                    if ((string?)op!["op"] == "test" && (string?)op["path"] == "/metadata/resourceVersion" && (string?)op["value"] != (string?)doc["metadata"]!["resourceVersion"])
+                        return Status(422, "Invalid", "the server rejected our request due to an error in our request: test failed");
+                    if ((string?)op["op"] == "replace" && (string?)op["path"] == "/data/ClusterConfiguration")
+                    {
+                        var yaml = (string)op["value"]!;
+                        var line = yaml.Split('\n').FirstOrDefault(l => l.StartsWith("kubernetesVersion: "));
+                        if (line is null) return Status(422, "Invalid", "ClusterConfiguration without kubernetesVersion");
+                        KubeadmKubernetesVersion = line["kubernetesVersion: ".Length..].Trim();
+                        KubeadmConfigChangedAt = DateTime.UtcNow;
+                        _resourceVersion++;
+                    }
+                }
+                return Json(KubeadmConfig());
+            }
+        });
+        app.MapGet("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy", () =>
+        {
+            lock (_gate) return KubeProxyImage is null ? NotFound("daemonsets.apps", "kube-proxy") : Json(KubeProxy());
+        });
+        app.MapMethods("/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy", ["PATCH"], async (HttpRequest request) =>
+        {
+            var ops = JsonNode.Parse(await new StreamReader(request.Body).ReadToEndAsync())!.AsArray();
+            lock (_gate)
+            {
+                if (KubeProxyImage is null) return NotFound("daemonsets.apps", "kube-proxy");
+                foreach (var op in ops.Where(o => (string?)o!["op"] == "replace" && (string?)o["path"] == "/spec/template/spec/containers/0/image"))
+                {
+                    KubeProxyImage = (string)op!["value"]!;
+                    KubeProxyChangedAt = DateTime.UtcNow;
+                }
+                return Json(KubeProxy());
+            }
+        });
         app.MapGet("/api/v1/pods", (HttpRequest request) =>
         {
             string? nodeName = null;
@@ -313,6 +366,29 @@ public sealed class KubernetesApiStandIn : IAsyncDisposable
         Spec = new V1PodSpec { NodeName = pod.NodeName, Containers = [new V1Container { Name = "main", Image = "registry.k8s.io/pause:3.10" }] },
         Status = new V1PodStatus { Phase = pod.Phase },
     };
+
+    private JsonObject KubeadmConfig() => new()
+    {
+        ["apiVersion"] = "v1", ["kind"] = "ConfigMap",
+        ["metadata"] = new JsonObject { ["name"] = "kubeadm-config", ["namespace"] = "kube-system", ["resourceVersion"] = _resourceVersion.ToString() },
+        ["data"] = new JsonObject
+        {
+            ["ClusterConfiguration"] = $"apiServer: {{}}\napiVersion: kubeadm.k8s.io/v1beta4\ncontrolPlaneEndpoint: 172.24.1.5:6443\nkind: ClusterConfiguration\nkubernetesVersion: {KubeadmKubernetesVersion}\nnetworking:\n  podSubnet: 10.100.0.0/16\n",
+        },
+    };
+
+    private JsonObject KubeProxy() => new()
+    {
+        ["apiVersion"] = "apps/v1", ["kind"] = "DaemonSet",
+        ["metadata"] = new JsonObject { ["name"] = "kube-proxy", ["namespace"] = "kube-system" },
+        ["spec"] = new JsonObject
+        {
+            ["selector"] = new JsonObject { ["matchLabels"] = new JsonObject { ["k8s-app"] = "kube-proxy" } },
+            ["template"] = new JsonObject { ["spec"] = new JsonObject { ["containers"] = new JsonArray(new JsonObject { ["name"] = "kube-proxy", ["image"] = KubeProxyImage }) } },
+        },
+    };
+
+    private static IResult Json(JsonObject o) => Results.Text(o.ToJsonString(), "application/json", Encoding.UTF8, 200);
 
     private static IResult Object<T>(T value) => Results.Text(KubernetesJson.Serialize(value), "application/json", Encoding.UTF8, 200);
 

@@ -44,7 +44,7 @@ public sealed class UpgradeTests : IAsyncLifetime
             "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=100",
             "--Magnetar:Conductor:ReachClusterApis=true", $"--Magnetar:Conductor:ClusterApiUrlOverride=https://127.0.0.1:{_apiPort}",
             "--Magnetar:Conductor:DrainTimeoutSeconds=6",
-            "--Magnetar:Health:IntervalSeconds=1", "--Magnetar:Health:HeartbeatTimeoutSeconds=8", "--Magnetar:Health:HealIntervalSeconds=1");
+            "--Magnetar:Health:IntervalSeconds=1", "--Magnetar:Health:HeartbeatTimeoutSeconds=20", "--Magnetar:Health:HealIntervalSeconds=1");
         await _server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
         _http.Dispose();
         _http = await _server.ClientAsync();
@@ -82,7 +82,7 @@ public sealed class UpgradeTests : IAsyncLifetime
         var api = await _fleet.StandInAsync();
         var healthy = await WaitFor(c, x => x["health_status"]?.GetValue<string>() == "HEALTHY" && x["health_status_reason"]?["api"]?.GetValue<string>() == "ok");
         Assert.Equal(4, healthy["health_status_reason"]!.AsObject().Count(kv => kv.Key.EndsWith(".Ready") && kv.Value!.GetValue<string>() == "True"));
-        var original = _fleet.Booted.Keys.ToHashSet();
+        var original = _fleet.Live();
         Assert.Equal(4, original.Count);
         Assert.All(original, n => Assert.Equal(Old, _fleet.VersionOf(n)));
 
@@ -140,9 +140,15 @@ public sealed class UpgradeTests : IAsyncLifetime
         Assert.Equal(4, live.Count);
         Assert.All(live, n => Assert.Equal(New, _fleet.VersionOf(n)));
         Assert.Empty(live.Intersect(original));
-        Assert.Equal(4, _fleet.Booted.Keys.Count(n => _fleet.VersionOf(n) == New)); // no node replaced twice, no extra server
+        Assert.Equal(4, _fleet.Boots.Count(b => b.Version == New)); // no node replaced twice, no extra server
+        Assert.Equal(8, _fleet.Boots.Count);
         Assert.Equal(live.Order(), api.Nodes.Select(n => n.Name).Order());
         Assert.All(api.Nodes, n => Assert.Equal(New, n.KubeletVersion));
+        // kubeadm-config named the new version before the first new control-plane node booted; kube-proxy follows the control plane.
+        Assert.Equal(New, api.KubeadmKubernetesVersion);
+        Assert.True(api.KubeadmConfigChangedAt < _fleet.Boots.First(b => b.Version == New).At, "kubeadm-config was updated after a new node booted");
+        Assert.Equal($"registry.k8s.io/kube-proxy:{New}", api.KubeProxyImage);
+        Assert.True(api.KubeProxyChangedAt > api.KubeadmConfigChangedAt);
         Assert.Contains("default/web-1", api.Evictions);
         Assert.Contains("default/web-0", api.Evictions);
         Assert.DoesNotContain("kube-system/calico-node-w0", api.Evictions);
@@ -163,11 +169,14 @@ public sealed class UpgradeTests : IAsyncLifetime
         var sick = await WaitFor(c, x => x["health_status"]?.GetValue<string>() == "UNHEALTHY", 60);
         Assert.StartsWith("silent", sick["health_status_reason"]![$"{victim}.reason"]!.GetValue<string>());
         Assert.Equal("False", sick["health_status_reason"]![$"{victim}.Ready"]!.GetValue<string>());
+        var bootsBefore = _fleet.Boots.Count;
         var healed = await WaitFor(c, x => x["status"]!.GetValue<string>() == "UPDATE_COMPLETE" && x["health_status"]?.GetValue<string>() == "HEALTHY"
-            && !_fleet.Live().Contains(victim), 90);
+            && _fleet.Boots.Count > bootsBefore, 90);
         Assert.Equal(4, _fleet.Live().Count);
+        Assert.Equal(bootsBefore + 1, _fleet.Boots.Count); // one new node for the silent one
+        Assert.Equal(New, _fleet.Boots.Last().Version);
         Assert.Contains(Events(c), e => e.Reason == "AutoHealing" && e.Message.Contains(victim));
-        Assert.DoesNotContain(victim, api.Nodes.Select(n => n.Name));
+        Assert.Contains(victim, api.DeletedNodes);
 
         // ---- the API server goes away: UNKNOWN, saying so; back: HEALTHY.
         await api.StopAsync();
@@ -195,11 +204,15 @@ public sealed class UpgradeTests : IAsyncLifetime
         private readonly string _cluster;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
-        private readonly ConcurrentDictionary<string, bool> _silenced = new();
+        private readonly ConcurrentDictionary<TestNode, bool> _silenced = new();
         private CertificateAuthorityMaterial? _ca;
         private volatile KubernetesApiStandIn? _api;
         private volatile HashSet<string> _live = [];
+        /// <summary>The node booted last under each server name (a name is reused once its server is gone).</summary>
         public ConcurrentDictionary<string, TestNode> Booted { get; } = new();
+        /// <summary>Every boot, in order: name and the Kubernetes version its user-data asked for.</summary>
+        public ConcurrentQueue<(string Name, string Version, DateTime At)> Boots { get; } = new();
+        private readonly ConcurrentDictionary<string, string> _userData = new();
         public int MinServingWorkers { get; private set; } = int.MaxValue;
         public int MinWorkerServers { get; private set; } = int.MaxValue;
         private bool _complete;
@@ -210,10 +223,10 @@ public sealed class UpgradeTests : IAsyncLifetime
             _loop = Task.Run(LoopAsync);
         }
 
-        public string Root(string node) => Path.Combine(_t._dir, "nodes", node);
+        public string Root(string node) => Booted.TryGetValue(node, out var n) ? n.Path("") : Path.Combine(_t._dir, "nodes", node);
         /// <summary>The booted nodes whose servers exist now (read from the cloud, not the loop's last round).</summary>
-        public HashSet<string> Live() => _t.Servers(_cluster).Where(s => !s.Deleting && Booted.ContainsKey(s.Name)).Select(s => s.Name).ToHashSet();
-        public void Silence(string node) => _silenced[node] = true;
+        public HashSet<string> Live() => _t.Servers(_cluster).Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) == s.UserData).Select(s => s.Name).ToHashSet();
+        public void Silence(string node) => _silenced[Booted[node]] = true;
         public string VersionOf(string node) => Booted[node].File("etc/magnetar/node.env").Split('\n').Single(l => l.StartsWith("MAGNETAR_KUBE_VERSION=")).Split('=')[1].Trim('\'');
 
         /// <summary>The stand-in API server with the cluster CA of the first control-plane node, every live node registered.</summary>
@@ -222,7 +235,7 @@ public sealed class UpgradeTests : IAsyncLifetime
             var init = Booted.Values.First(n => n.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=init"));
             _ca ??= new CertificateAuthorityMaterial(init.File("etc/kubernetes/pki/ca.crt"), init.File("etc/kubernetes/pki/ca.key"));
             var api = await KubernetesApiStandIn.StartAsync(_ca, _t._apiPort);
-            foreach (var n in _live) api.AddNode(n, VersionOf(n));
+            foreach (var n in Live()) api.AddNode(n, VersionOf(n));
             _api = api;
             _complete = true; // samples count from here (the cluster is complete)
             return api;
@@ -236,13 +249,15 @@ public sealed class UpgradeTests : IAsyncLifetime
                 try
                 {
                     var servers = _t.Servers(_cluster);
-                    _live = servers.Where(s => !s.Deleting && Booted.ContainsKey(s.Name)).Select(s => s.Name).ToHashSet();
-                    foreach (var s in servers.Where(s => !s.Deleting && !Booted.ContainsKey(s.Name)))
+                    _live = servers.Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) == s.UserData).Select(s => s.Name).ToHashSet();
+                    foreach (var s in servers.Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) != s.UserData))
                     {
                         // A new server: cloud-init runs the node script, which fetches its bundle and reports each phase.
-                        var node = TestNode.Boot(s.UserData, Root(s.Name));
+                        var node = TestNode.Boot(s.UserData, Path.Combine(_t._dir, "nodes", $"{s.Name}.{Boots.Count}"));
                         if ((await node.RunWith(new(env), "fetch")).Item1 != 0) continue; // its addresses are not known yet: next round
                         Booted[s.Name] = node;
+                        _userData[s.Name] = s.UserData;
+                        Boots.Enqueue((s.Name, VersionOf(s.Name), DateTime.UtcNow));
                         await node.RunWith(new(env), "report", "booted", "ok");
                         foreach (var phase in new[] { "containerd-ready", "kubeadm-done" }) await node.RunWith(new(env), "run", phase, "true");
                         if (node.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=init")) await node.RunWith(new(env), "run", "addons-applied", "true");
@@ -250,7 +265,7 @@ public sealed class UpgradeTests : IAsyncLifetime
                         await node.RunWith(new(env), "run", "ready", "true");
                     }
                     // Every live node's agent asks for work (magnetar-node-agent.timer), unless silenced.
-                    foreach (var name in _live.Where(n => !_silenced.ContainsKey(n)))
+                    foreach (var name in _live.Where(n => !_silenced.ContainsKey(Booted[n])))
                         await Booted[name].RunWith(new(env), "task");
                     if (_complete && _api is { } api)
                     {
