@@ -190,6 +190,9 @@ public sealed class HealthMonitor(
     {
         var now = time.GetUtcNow();
         var transitions = 0;
+        // One commit for the batch's changes (an outage that changes many clusters at once costs one disk flush, not
+        // hundreds, on SQLite); PostgreSQL's retrying execution strategy allows no transaction of the caller's, and needs none.
+        await using var tx = db.Database.CreateExecutionStrategy().RetriesOnFailure ? null : await db.Database.BeginTransactionAsync(ct);
         for (var i = 0; i < page.Count; i++)
         {
             var (c, j) = (page[i], judgements[i]);
@@ -228,6 +231,7 @@ public sealed class HealthMonitor(
             }
         }
         await db.SaveChangesAsync(ct);
+        if (tx is not null) await tx.CommitAsync(ct);
         return transitions;
     }
 

@@ -148,7 +148,7 @@ public sealed class OpenStackDayTwoTests
             Assert.Contains($"MAGNETAR_KUBE_VERSION='{NewVersion}'", await ctx.UserDataAsync(newX.Id));
             var events = await ctx.EventsAsync(a);
             Assert.Contains(events, e => e.Reason == "AutoHealing" && e.Message.Contains(x.Name) && e.Message.Contains("server gone"));
-            //TEMP await ctx.AssertFloatingIpsOnServersAsync(a);
+            await ctx.AssertFloatingIpsOnServersAsync(a);
 
             // Y forced to ERROR by the operator: reported, then replaced by a new server; Y's goes.
             await ctx.ResetStateAsync(y.Id, "error");
@@ -170,7 +170,7 @@ public sealed class OpenStackDayTwoTests
             events = await ctx.EventsAsync(a);
             Assert.Contains(events, e => e.Reason == "AutoHealing" && e.Message.Contains(y.Name) && e.Message.Contains("server ERROR"));
             Assert.DoesNotContain(events, e => e.Reason == "AutoHealingWithheld");
-            //TEMP await ctx.AssertFloatingIpsOnServersAsync(a);
+            await ctx.AssertFloatingIpsOnServersAsync(a);
             Assert.Equal([newMaster.FixedAddress!], await ctx.PoolMembersAsync(a));
 
             // ---- 4. Cluster B, without auto-healing: the same damage is reported and left alone.
