@@ -90,6 +90,11 @@ public sealed class NetworkClient(HttpClient http, KeystoneSession session, ILog
         return Read<FloatingIp>(await Create("floatingips", "floatingip", body, $"create floating IP ({description})", ct))!;
     }
 
+    /// <summary>Associates a floating IP with a port (PUT floatingips/{id} port_id): e.g. a node's IP after its server was made again.</summary>
+    public async Task<FloatingIp> AssociateFloatingIpAsync(string id, string portId, CancellationToken ct)
+        => Read<FloatingIp>((await SendAsync(HttpMethod.Put, $"/v2.0/floatingips/{Q(id)}", new JsonObject { ["floatingip"] = new JsonObject { ["port_id"] = portId } },
+            $"associate floating IP {id} with port {portId}", ct, null, HttpStatusCode.OK))?["floatingip"])!;
+
     /// <summary>Replaces a resource's tags (standard-attr-tag); <paramref name="collection"/> is e.g. "networks".</summary>
     public Task SetTagsAsync(string collection, string id, IEnumerable<string> tags, CancellationToken ct)
         => SendAsync(HttpMethod.Put, $"/v2.0/{collection}/{Q(id)}/tags", new JsonObject { ["tags"] = new JsonArray(tags.Select(t => (JsonNode)t).ToArray()) },

@@ -193,6 +193,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
             var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
+            if (spec.FloatingIpEnabled && external is not null)
+                await ReleaseOrphanedFloatingIpsAsync(servers.Select(s => s.Name).Concat(ngObservations.SelectMany(o => o.Nodes).Select(n => n.Name)));
 
             // 3. The API load balancer, its members (the control plane's addresses) and its floating IP.
             string? apiAddress = null;
@@ -426,7 +428,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         {
             var marker = M($"fip-{server.Name}");
             var fip = (await c.Network.ListFloatingIpsAsync($"description={Uri.EscapeDataString(marker)}", ct)).FirstOrDefault();
-            if (fip is not null && fip.PortId is not null) return fip.FloatingIpAddress;
+            if (fip is not null && fip.PortId is not null && fip.FixedIpAddress == server.FixedAddress) return fip.FloatingIpAddress;
             var port = (await c.Network.ListPortsAsync($"device_id={server.Id}", ct)).FirstOrDefault()
                 ?? throw new OpenStackApiException("neutron", $"find the port of server {server.Name}", HttpStatusCode.NotFound, "the server has no port", null);
             if (fip is null)
@@ -434,7 +436,25 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 fip = await c.Network.CreateFloatingIpAsync(external.Id, port.Id, marker, ct);
                 await c.Network.SetTagsAsync("floatingips", fip.Id, [Tag], ct);
             }
+            else if (fip.PortId != port.Id)
+            {
+                // The node's name is used by a new server (healing made it again; Neutron detached the IP when the old
+                // server went): the node keeps its address.
+                fip = await c.Network.AssociateFloatingIpAsync(fip.Id, port.Id, ct);
+            }
             return fip.FloatingIpAddress;
+        }
+
+        /// <summary>
+        /// Floating IPs of nodes whose servers are gone and whose names no server uses (a server deleted out of band,
+        /// replaced under another name): released, so that nothing the cluster made lingers until its deletion.
+        /// </summary>
+        private async Task ReleaseOrphanedFloatingIpsAsync(IEnumerable<string> serverNames)
+        {
+            var names = serverNames.Select(n => M($"fip-{n}")).ToHashSet();
+            foreach (var fip in await c.Network.ListFloatingIpsAsync($"tags={Uri.EscapeDataString(Tag)}", ct))
+                if (fip.Description is { } d && d.StartsWith(M("fip-"), StringComparison.Ordinal) && d != M("fip-api") && fip.PortId is null && !names.Contains(d))
+                    await c.Network.DeleteFloatingIpAsync(fip.Id, ct);
         }
 
         private async Task DeleteServerFloatingIpAsync(string serverName)

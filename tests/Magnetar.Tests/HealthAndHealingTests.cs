@@ -17,6 +17,20 @@ public sealed class HealthAndHealingTests : IAsyncLifetime
     private readonly string _dir = Directory.CreateTempSubdirectory("health-").FullName;
     private MagnetarProcess? _server;
     private HttpClient _http = new();
+    private readonly MagnumSession _magnum;
+    private readonly ServerDatabase _db;
+
+    public HealthAndHealingTests()
+    {
+        _magnum = new MagnumSession(() => _http, () => _server!.Log);
+        _db = new ServerDatabase(() => _server!.DataDir);
+    }
+
+    private Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect) => _magnum.Api(method, path, body, expect);
+    private Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60) => _magnum.WaitFor(cluster, done, seconds);
+    private long Count(string sql) => _db.Count(sql);
+    private void Exec(string sql) => _db.Exec(sql);
+    private List<(string Reason, string Message)> Events(string cluster) => _db.Events(cluster);
 
     public async Task InitializeAsync()
     {
@@ -147,73 +161,15 @@ public sealed class HealthAndHealingTests : IAsyncLifetime
         return r["uuid"]!.GetValue<string>();
     }
 
-    private async Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect)
-    {
-        using var req = new HttpRequestMessage(method, path);
-        if (body is not null) req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var resp = await _http.SendAsync(req);
-        var text = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.StatusCode == expect, $"{method} {path}: {(int)resp.StatusCode} {text}");
-        return string.IsNullOrEmpty(text) ? new JsonObject() : JsonNode.Parse(text)!;
-    }
-
-    private async Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        JsonNode c;
-        do
-        {
-            c = await Api(HttpMethod.Get, $"/v1/clusters/{cluster}", null, HttpStatusCode.OK);
-            if (done(c)) return c;
-            await Task.Delay(200);
-        } while (DateTime.UtcNow < deadline);
-        throw new Xunit.Sdk.XunitException($"cluster {cluster} did not get there: {c.ToJsonString()}\n{_server!.Log}");
-    }
-
-    private SqliteConnection Db(bool write = false)
-    {
-        var db = new SqliteConnection($"Data Source={_server!.DataDir}/magnetar.db;Mode={(write ? "ReadWrite" : "ReadOnly")};Default Timeout=30");
-        db.Open();
-        return db;
-    }
-
-    private void Exec(string sql)
-    {
-        using var db = Db(write: true);
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        Assert.True(cmd.ExecuteNonQuery() > 0, sql);
-    }
-
-    private long Count(string sql)
-    {
-        using var db = Db();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        return (long)cmd.ExecuteScalar()!;
-    }
-
     /// <summary>The simulated servers of a cluster by name, with their row ids (a new server has a higher one).</summary>
     private Dictionary<string, long> ServerIds(string clusterName)
     {
-        using var db = Db();
+        using var db = _db.Open();
         using var cmd = db.CreateCommand();
         cmd.CommandText = $"SELECT Name, Id FROM simulated_resources WHERE Kind = 'server' AND DeleteRequestedAt IS NULL AND Name LIKE '{clusterName}-%'";
         var result = new Dictionary<string, long>();
         using var r = cmd.ExecuteReader();
         while (r.Read()) result[r.GetString(0)] = r.GetInt64(1);
         return result;
-    }
-
-    private List<(string Reason, string Message)> Events(string cluster)
-    {
-        using var db = Db();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT Reason, Message FROM cluster_events WHERE ClusterUuid = $c ORDER BY Id";
-        cmd.Parameters.AddWithValue("$c", cluster);
-        var list = new List<(string, string)>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add((r.GetString(0), r.GetString(1)));
-        return list;
     }
 }

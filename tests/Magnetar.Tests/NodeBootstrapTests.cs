@@ -308,28 +308,9 @@ public sealed partial class NodeBootstrapTests : IAsyncLifetime
         return r["uuid"]!.GetValue<string>();
     }
 
-    private async Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect)
-    {
-        using var req = new HttpRequestMessage(method, _api + path);
-        if (body is not null) req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var resp = await _http.SendAsync(req);
-        var text = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.StatusCode == expect, $"{method} {path}: {(int)resp.StatusCode} {text}");
-        return string.IsNullOrEmpty(text) ? new JsonObject() : JsonNode.Parse(text)!;
-    }
-
-    private async Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        JsonNode c;
-        do
-        {
-            c = await Api(HttpMethod.Get, $"/v1/clusters/{cluster}", null, HttpStatusCode.OK);
-            if (done(c)) return c;
-            await Task.Delay(200);
-        } while (DateTime.UtcNow < deadline);
-        throw new Xunit.Sdk.XunitException($"cluster {cluster} did not get there: {c.ToJsonString()}\n{_server!.Log}");
-    }
+    private MagnumSession Magnum => new(() => _http, () => _server!.Log);
+    private Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect) => Magnum.Api(method, path, body, expect);
+    private Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60) => Magnum.WaitFor(cluster, done, seconds);
 
     /// <summary>The simulated Nova's record of the cluster's servers and the user-data each was created with.</summary>
     private async Task<List<(string Name, string UserData)>> WaitForServers(string cluster, int count)

@@ -24,6 +24,17 @@ public sealed class UpgradeTests : IAsyncLifetime
     private string _api = "", _stubs = "";
     private HttpClient _http = new();
     private Fleet? _fleet;
+    private readonly MagnumSession _magnum;
+    private readonly ServerDatabase _db;
+
+    public UpgradeTests()
+    {
+        // On a timeout: the cluster's events, then the server's log.
+        _magnum = new MagnumSession(() => _http, () => "events:\n" + string.Join("\n", _lastCluster is null ? [] : _db!.Events(_lastCluster).Select(e => e.Reason + ": " + e.Message)) + "\n" + _server!.Log);
+        _db = new ServerDatabase(() => _server!.DataDir);
+    }
+
+    private string? _lastCluster;
 
     public async Task InitializeAsync()
     {
@@ -77,6 +88,7 @@ public sealed class UpgradeTests : IAsyncLifetime
             ["name"] = "up", ["cluster_template_id"] = "k8s-1.31", ["master_count"] = 1, ["node_count"] = 3,
             ["labels"] = new JsonObject { ["kube_tag"] = Old, ["auto_healing_enabled"] = "true", ["auto_healing_unhealthy_seconds"] = "3" },
         }, HttpStatusCode.Accepted))["uuid"]!.GetValue<string>();
+        _lastCluster = c;
         _fleet = new Fleet(this, c);
         await WaitFor(c, x => x["status"]!.GetValue<string>() == "CREATE_COMPLETE", 90);
         var api = await _fleet.StandInAsync();
@@ -298,71 +310,21 @@ public sealed class UpgradeTests : IAsyncLifetime
 
     private static string Error(JsonNode r) => r["errors"]![0]!["detail"]!.GetValue<string>();
 
-    private Task<JsonNode> Get(string cluster) => Api(HttpMethod.Get, $"/v1/clusters/{cluster}", null, HttpStatusCode.OK);
-
-    private async Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect)
-    {
-        using var req = new HttpRequestMessage(method, path);
-        if (body is not null) req.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var resp = await _http.SendAsync(req);
-        var text = await resp.Content.ReadAsStringAsync();
-        Assert.True(resp.StatusCode == expect, $"{method} {path}: {(int)resp.StatusCode} {text}");
-        return string.IsNullOrEmpty(text) ? new JsonObject() : JsonNode.Parse(text)!;
-    }
-
-    private async Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        JsonNode? c = null;
-        do
-        {
-            try
-            {
-                c = await Get(cluster);
-                if (done(c)) return c;
-            }
-            catch (HttpRequestException) { } // Magnetar restarting
-            await Task.Delay(200);
-        } while (DateTime.UtcNow < deadline);
-        throw new Xunit.Sdk.XunitException($"cluster {cluster} did not get there: {c?.ToJsonString()}\nevents:\n{string.Join("\n", Events(cluster).Select(e => e.Reason + ": " + e.Message))}\n{_server!.Log}");
-    }
-
-    private SqliteConnection Db()
-    {
-        var db = new SqliteConnection($"Data Source={_server!.DataDir}/magnetar.db;Mode=ReadOnly;Default Timeout=30");
-        db.Open();
-        return db;
-    }
-
-    private long Count(string sql)
-    {
-        using var db = Db();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        return (long)cmd.ExecuteScalar()!;
-    }
+    private Task<JsonNode> Get(string cluster) => _magnum.Cluster(cluster);
+    private Task<JsonNode> Api(HttpMethod method, string path, JsonObject? body, HttpStatusCode expect) => _magnum.Api(method, path, body, expect);
+    private Task<JsonNode> WaitFor(string cluster, Func<JsonNode, bool> done, int seconds = 60) => _magnum.WaitFor(cluster, done, seconds);
+    private long Count(string sql) => _db.Count(sql);
+    private List<(string Reason, string Message)> Events(string cluster) => _db.Events(cluster);
 
     private List<(string Name, string UserData, bool Deleting)> Servers(string cluster)
     {
-        using var db = Db();
+        using var db = _db.Open();
         using var cmd = db.CreateCommand();
         cmd.CommandText = "SELECT Name, UserData, DeleteRequestedAt IS NOT NULL FROM simulated_resources WHERE ClusterUuid = $c AND Kind = 'server' AND UserData IS NOT NULL ORDER BY Name";
         cmd.Parameters.AddWithValue("$c", cluster);
         var list = new List<(string, string, bool)>();
         using var r = cmd.ExecuteReader();
         while (r.Read()) list.Add((r.GetString(0), r.GetString(1), r.GetBoolean(2)));
-        return list;
-    }
-
-    private List<(string Reason, string Message)> Events(string cluster)
-    {
-        using var db = Db();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT Reason, Message FROM cluster_events WHERE ClusterUuid = $c ORDER BY Id";
-        cmd.Parameters.AddWithValue("$c", cluster);
-        var list = new List<(string, string)>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add((r.GetString(0), r.GetString(1)));
         return list;
     }
 }
