@@ -72,7 +72,9 @@ CONF
       --wsgi-file /usr/bin/keystone-wsgi-public --processes 1 --threads 1 --master --die-on-term \
       --env OS_KEYSTONE_CONFIG_FILES="$conf" --disable-logging --pidfile "$state/uwsgi.pid" --daemonize "$state/uwsgi.log"
     for _ in $(seq 1 120); do curl -sf "$url" >/dev/null && break; sleep 0.25; done
-    curl -sf "$url" >/dev/null || { echo "keystone.sh: Keystone did not start; see $state/uwsgi.log" >&2; exit 1; }
+    # A uwsgi that does not answer is stopped: left running, it would hold the port against the next start.
+    curl -sf "$url" >/dev/null || { echo "keystone.sh: Keystone did not start; see $state/uwsgi.log" >&2
+      [ -f "$state/uwsgi.pid" ] && kill "$(cat "$state/uwsgi.pid")" 2>/dev/null; exit 1; }
     if [ ! -f "$state/seeded" ]; then
       for u in magnetar demo demo-reader; do pw "$u" >/dev/null; done
       /usr/bin/python3 "$root/deploy/lib/keystone_seed.py" "$state" || {

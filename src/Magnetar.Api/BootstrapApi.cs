@@ -56,7 +56,7 @@ public static class BootstrapApi
         var q = http.Request.Query;
         var r = await bootstrapper.ReportAsync(http.Request.Headers.Authorization.ToString(), q["phase"].FirstOrDefault(),
             q["status"].FirstOrDefault(), q["exit_code"].FirstOrDefault(), Encoding.UTF8.GetString(buffer, 0, total), ct,
-            NonEmpty(q["kubelet_version"].FirstOrDefault()));
+            NonEmpty(q["kubelet_version"].FirstOrDefault()), NonEmpty(q["member"].FirstOrDefault()));
         return r.StatusCode == 204 ? Results.NoContent() : Error(r.StatusCode, r.Message ?? "refused");
     }
 

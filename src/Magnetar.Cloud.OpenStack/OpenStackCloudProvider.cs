@@ -382,7 +382,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 foreach (var s in servers.Where(s => s.Status == "ACTIVE" && s.FixedAddress is not null))
                     floating[s.Id] = await EnsureServerFloatingIpAsync(s, external);
 
-            var errored = servers.FirstOrDefault(s => s.Status == "ERROR");
+            var errored = servers.FirstOrDefault(s => s.Status == "ERROR" && !ng.Retiring.Contains(s.Name));
             // Nova's list leaves out the fault of servers that never left the scheduler (cell0): ask for the server itself.
             if (errored is { Fault: null } && await c.Compute.FindServerAsync(errored.Id, ct) is { Fault: not null } detailed) errored = detailed;
             var failure = errored is null ? null

@@ -172,7 +172,7 @@ public sealed class SimulatedCloudProvider(
                 }
             }
 
-            var erroredServer = servers.FirstOrDefault(s => s.Status == Error) ?? (serverGroup?.Status == Error ? serverGroup : null);
+            var erroredServer = servers.FirstOrDefault(s => s.Status == Error && !ng.Retiring.Contains(s.Name)) ?? (serverGroup?.Status == Error ? serverGroup : null);
             string? ngFailure = erroredServer is null ? null : $"{Describe(erroredServer)} went to ERROR: {erroredServer.Detail}";
             failure ??= ngFailure;
             var leaving = rows.Where(r => r.Kind == Kinds.Server && r.NodeGroup == ng.Name && r.DeleteRequestedAt is not null).ToList();

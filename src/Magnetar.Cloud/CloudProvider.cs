@@ -56,6 +56,8 @@ public sealed record NodeGroupSpec(
     NodeUserDataFactory UserData)
 {
     public IReadOnlyList<string> Replace { get; init; } = [];
+    /// <summary>Servers of nodes being retired (e.g. healed for being in ERROR): their state is known and fails nothing.</summary>
+    public IReadOnlyList<string> Retiring { get; init; } = [];
 }
 
 /// <summary>

@@ -112,7 +112,7 @@ public sealed class ClusterReconciler(
                 n.ImageId ?? template.ImageId,
                 plans[n.Name].CloudCount, n.NodesToRemove, n.DeleteRequested,
                 (nodeName, token) => bootstrapper.RenderUserDataAsync(cluster, n, nodeName, VersionOf(n), RevisionOf(n), token))
-                { Replace = plans[n.Name].Replace })
+                { Replace = plans[n.Name].Replace, Retiring = plans[n.Name].Retiring })
                 .ToList(),
             await LoadCredentialAsync(db, cluster.Uuid, ct),
             template.DnsNameserver);

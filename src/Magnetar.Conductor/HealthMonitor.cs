@@ -262,9 +262,27 @@ public sealed class HealthMonitor(
                 var group = j.Nodes.Where(n => n.NodeGroup == u.State.NodeGroup).ToList();
                 var badInGroup = j.Unhealthy.Count(x => x.State.NodeGroup == u.State.NodeGroup);
                 if (u.State.Role != NodeRoles.Worker)
-                    guard ??= $"control-plane node {u.State.NodeName} is unhealthy ({u.Why}) and is not replaced automatically: replacing a control-plane node needs " +
-                              "its etcd member removed by a healthy member, which Magnetar does not do yet; replace it by hand or restore it";
-                else if (badInGroup * 100 > maxShare * group.Count)
+                {
+                    // One control-plane node at a time, alone, and only while the others keep etcd's quorum: a healthy
+                    // member removes the dead one first, then its successor joins.
+                    var controlPlane = j.Nodes.Count(n => n.Role != NodeRoles.Worker);
+                    var badControlPlane = j.Unhealthy.Count(x => x.State.Role != NodeRoles.Worker);
+                    if (!bootstrapOptions.ReadinessFromReports)
+                        guard ??= $"control-plane node {u.State.NodeName} is unhealthy ({u.Why}); control-plane nodes are replaced only where nodes report (their agents remove etcd members)";
+                    else if (controlPlane < 3)
+                        guard ??= $"control-plane node {u.State.NodeName} is unhealthy ({u.Why}) and is not replaced automatically: with {controlPlane} control-plane node(s) " +
+                                  "no healthy etcd member would be left to keep the cluster's data; restore the node, or rebuild the cluster from a backup";
+                    else if (badControlPlane * 2 >= controlPlane)
+                        guard ??= $"{badControlPlane} of {controlPlane} control-plane nodes are unhealthy: etcd has lost its quorum or is about to, and replacing " +
+                                  "a member would not restore it; nothing is replaced";
+                    else if (picks.Count == 0 && !(c.LastHealAt is { } cpLast && now - cpLast < TimeSpan.FromSeconds(options.HealIntervalSeconds)))
+                    {
+                        picks.Add(u);
+                        break; // alone
+                    }
+                    continue;
+                }
+                if (badInGroup * 100 > maxShare * group.Count)
                     guard ??= $"{badInGroup} of {group.Count} nodes of nodegroup {u.State.NodeGroup} are unhealthy (more than {maxShare} %): likely a network " +
                               "partition or a cloud outage, which replacing nodes would not mend; nothing is replaced";
                 else if (c.LastHealAt is { } lastHeal && now - lastHeal < TimeSpan.FromSeconds(options.HealIntervalSeconds))
@@ -302,7 +320,14 @@ public sealed class HealthMonitor(
         {
             if (!states.TryGetValue(node.State.Id, out var state)) continue;
             var how = $"{NodeReplacer.HealingReason} {node.Why} for {(int)(now - node.State.UnhealthySince!.Value).TotalSeconds} s";
-            if (node.ServerGone)
+            if (state.Role != NodeRoles.Worker)
+            {
+                // A control-plane node's etcd member goes first (a healthy member's agent removes it), then its server.
+                state.RetireReason = how;
+                state.RetireStep = NodeRetireSteps.LeaveEtcd;
+                state.RetireStepAt = now;
+            }
+            else if (node.ServerGone)
             {
                 // Nothing to drain or delete: forget it, and its credentials; a new server is made in its place.
                 await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == state.NodeName).ExecuteDeleteAsync(ct);

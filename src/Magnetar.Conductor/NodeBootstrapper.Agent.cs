@@ -34,8 +34,9 @@ public sealed partial class NodeBootstrapper
     /// A retiring control-plane node left etcd (its server may go now), or failed to: then the node is failed with its
     /// own words, which stops the upgrade or healing that retires it with the node, step and log tail named.
     /// </summary>
+    /// <param name="by">the healthy control-plane node that removed a dead node's member (null: the node itself)</param>
     private async Task<BootstrapResponse> ReportEtcdLeftAsync(MagnetarDbContext db, NodeBootstrapState state, bool ok, int? code, string tail,
-        DateTimeOffset now, CancellationToken ct)
+        DateTimeOffset now, CancellationToken ct, string? by = null)
     {
         if (state.RetireStep != NodeRetireSteps.LeaveEtcd)
             return new BootstrapResponse(409, $"node {state.NodeName} is not asked to leave etcd (retirement step: {state.RetireStep ?? "none"})");
@@ -49,16 +50,34 @@ public sealed partial class NodeBootstrapper
             state.Phase = NodePhases.EtcdMemberRemoved;
             state.Failed = true;
             state.ExitCode = code;
-            state.LogTail = tail;
+            state.LogTail = by is null ? tail : $"(on {by}) {tail}";
         }
+        var who = by is null ? $"node {state.NodeName}" : $"node {by}";
         AddEvent(db, state.ClusterUuid, ok ? "Normal" : "Warning", ok ? "NodeLeftEtcd" : "NodeLeaveEtcdFailed", ok
-            ? $"node {state.NodeName} removed its etcd member"
-            : $"node {state.NodeName}: removing its etcd member failed" + (code is null ? "" : $" with exit code {code}"));
+            ? $"{who} removed the etcd member of {state.NodeName}"
+            : $"{who}: removing the etcd member of {state.NodeName} failed" + (code is null ? "" : $" with exit code {code}"));
         await db.SaveChangesAsync(ct);
         await db.Clusters.Where(c => c.Uuid == state.ClusterUuid && c.Operation != null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
         signal.Poke();
         return new BootstrapResponse(204);
+    }
+
+    /// <summary>
+    /// The dead control-plane node (healed) whose etcd member this control-plane node is to remove: the first healthy
+    /// control-plane node by name does it, so that exactly one is asked. Null when none is due or another node's turn.
+    /// </summary>
+    private static async Task<string?> DeadMemberToRemoveAsync(MagnetarDbContext db, string clusterUuid, string nodeName, CancellationToken ct)
+    {
+        var dead = await db.NodeStates.AsNoTracking()
+            .Where(s => s.ClusterUuid == clusterUuid && s.RetireStep == NodeRetireSteps.LeaveEtcd && s.RetireReason!.StartsWith(NodeReplacer.HealingReason))
+            .OrderBy(s => s.NodeName).Select(s => s.NodeName).FirstOrDefaultAsync(ct);
+        if (dead is null) return null;
+        var helper = await db.NodeStates.AsNoTracking()
+            .Where(s => s.ClusterUuid == clusterUuid && s.Role != NodeRoles.Worker && s.RetireStep == null && s.RetireReason == null
+                && s.Phase == NodePhases.Ready && !s.Failed && s.UnhealthySince == null && !s.NodeName.Contains("~retired-"))
+            .OrderBy(s => s.NodeName).Select(s => s.NodeName).FirstOrDefaultAsync(ct);
+        return helper == nodeName ? dead : null;
     }
 
     /// <summary>A kubelet version as <c>kubelet --version</c> prints it (v1.32.1, v1.32.1-rc.0, …).</summary>
@@ -116,11 +135,17 @@ public sealed partial class NodeBootstrapper
         var heartbeat = db.NodeStates.Where(s => s.ClusterUuid == credential.ClusterUuid && s.NodeName == credential.NodeName);
         if (kubeletVersion is null) await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now), ct);
         else await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now).SetProperty(s => s.KubeletVersion, kubeletVersion), ct);
-        var retireStep = await heartbeat.Select(s => s.RetireStep).FirstOrDefaultAsync(ct);
-        if (retireStep == NodeRetireSteps.LeaveEtcd)
+        var self = await heartbeat.Select(s => new { s.Role, s.RetireStep, s.RetireReason, s.Phase, s.UnhealthySince }).FirstOrDefaultAsync(ct);
+        if (self?.RetireStep == NodeRetireSteps.LeaveEtcd)
         {
             logger.LogInformation("Cluster {Uuid}: node {Node} is retired and leaves etcd", cluster.Uuid, credential.NodeName);
             return new BootstrapResponse(200, null, Tar([("task.env", "MAGNETAR_TASK=leave-etcd\n", Public)], now));
+        }
+        if (self is { RetireStep: null, RetireReason: null, Phase: NodePhases.Ready, UnhealthySince: null } && self.Role != NodeRoles.Worker
+            && await DeadMemberToRemoveAsync(db, cluster.Uuid, credential.NodeName, ct) is { } dead)
+        {
+            logger.LogInformation("Cluster {Uuid}: node {Node} removes the etcd member of dead node {Dead}", cluster.Uuid, credential.NodeName, dead);
+            return new BootstrapResponse(200, null, Tar([("task.env", $"MAGNETAR_TASK=remove-etcd-member\nMAGNETAR_TASK_MEMBER={dead}\n", Public)], now));
         }
         if (cluster.Operation != ClusterOperations.RotateCa || cluster.CaRotationStep is not { } step)
             return cluster.CaRotationStep is null ? await RenewalTaskAsync(db, cluster, credential.NodeName, ct) : new BootstrapResponse(204);

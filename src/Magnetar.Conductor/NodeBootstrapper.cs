@@ -159,7 +159,7 @@ public sealed partial class NodeBootstrapper(
 
     /// <summary>A node's progress report: phase, ok|failed, the failing command's exit code, and the log tail as body.</summary>
     public async Task<BootstrapResponse> ReportAsync(string? authorization, string? phase, string? status, string? exitCode, string logTail, CancellationToken ct,
-        string? kubeletVersion = null)
+        string? kubeletVersion = null, string? member = null)
     {
         if (kubeletVersion is not null && !IsVersion(kubeletVersion)) return new BootstrapResponse(400, $"kubelet_version '{Sanitize(kubeletVersion)}' is not a version like v1.32.1");
         await using var db = await dbFactory.CreateDbContextAsync(ct);
@@ -181,7 +181,16 @@ public sealed partial class NodeBootstrapper(
         var tail = Sanitize(logTail);
         state.LastSeenAt = now;
         if (kubeletVersion is not null) state.KubeletVersion = kubeletVersion;
-        if (phase == NodePhases.EtcdMemberRemoved) return await ReportEtcdLeftAsync(db, state, status == "ok", code, tail, now, ct);
+        if (phase == NodePhases.EtcdMemberRemoved)
+        {
+            if (member is null || member == state.NodeName) return await ReportEtcdLeftAsync(db, state, status == "ok", code, tail, now, ct);
+            // A healthy control-plane node removed a dead one's member (the dead node cannot).
+            if (state.Role == NodeRoles.Worker) return new BootstrapResponse(403, "only a control-plane node removes etcd members");
+            var dead = await db.NodeStates.FirstOrDefaultAsync(s => s.ClusterUuid == state.ClusterUuid && s.NodeName == member, ct);
+            if (dead is null) return new BootstrapResponse(404, $"no node {member} in this cluster");
+            await db.SaveChangesAsync(ct); // the reporter's heartbeat
+            return await ReportEtcdLeftAsync(db, dead, status == "ok", code, tail, now, ct, by: state.NodeName);
+        }
         if (rotationStep is not null) return await ReportRotationAsync(db, state, rotationStep, status == "failed", code, tail, now, ct);
         if (NodePhases.Renewals.Contains(phase)) return await ReportRenewalAsync(db, state, phase, status == "ok", code, tail, now, ct);
         state.Phase = phase;

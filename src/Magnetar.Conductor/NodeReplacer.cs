@@ -9,7 +9,8 @@ namespace Magnetar.Conductor;
 /// <summary>What a nodegroup asks of the cloud in this pass while nodes are replaced.</summary>
 /// <param name="CloudCount">servers to keep: the asked count plus the surge (new nodes made before old ones go)</param>
 /// <param name="Replace">retired nodes whose servers go now</param>
-public sealed record NodeGroupPlan(int CloudCount, IReadOnlyList<string> Replace);
+/// <param name="Retiring">nodes on their way out (drain, leaving etcd): a server of theirs in ERROR fails nothing</param>
+public sealed record NodeGroupPlan(int CloudCount, IReadOnlyList<string> Replace, IReadOnlyList<string> Retiring);
 
 /// <summary>Where the replacement of nodes stands after a pass.</summary>
 /// <param name="Busy">some nodegroup still has nodes to replace, or new nodes to see join</param>
@@ -57,11 +58,16 @@ public sealed class NodeReplacer(
         foreach (var ng in cluster.NodeGroups)
         {
             var mine = states.Where(s => s.NodeGroup == ng.Name && !IsMarker(s)).ToList();
-            var replace = mine.Where(s => s.RetireStep == NodeRetireSteps.Remove).Select(s => s.NodeName).ToList();
+            // A control-plane node healed for being dead: its server goes now (it serves nothing), its etcd member is
+            // removed by a healthy member, and only then is its successor made — adding a member while a dead one still
+            // counts would leave etcd without quorum until the new one has joined.
+            var dead = ng.Role == NodeGroupRoles.Master ? mine.Where(s => s.RetireStep == NodeRetireSteps.LeaveEtcd && IsHealing(s)).ToList() : [];
+            var replace = mine.Where(s => s.RetireStep == NodeRetireSteps.Remove).Concat(dead).Select(s => s.NodeName).ToList();
             var revision = revisionOf(ng);
-            var outdated = mine.Count(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision));
-            var surge = holdControlPlane && ng.Role == NodeGroupRoles.Master ? 0 : Math.Min(BatchSize(cluster, ng), outdated);
-            plans[ng.Name] = new NodeGroupPlan(ng.NodeCount + surge, replace);
+            var outdated = mine.Count(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision) && !dead.Contains(s));
+            var surge = (holdControlPlane || dead.Count > 0) && ng.Role == NodeGroupRoles.Master ? 0 : Math.Min(BatchSize(cluster, ng), outdated);
+            var retiring = mine.Where(s => s.RetireStep is NodeRetireSteps.Drain or NodeRetireSteps.LeaveEtcd).Select(s => s.NodeName).ToList();
+            plans[ng.Name] = new NodeGroupPlan(ng.NodeCount - dead.Count + surge, replace, retiring);
         }
         return plans;
     }
@@ -89,6 +95,9 @@ public sealed class NodeReplacer(
     }
 
     private static int BatchSize(Cluster cluster, NodeGroup ng) => ng.Role == NodeGroupRoles.Master ? 1 : Math.Max(1, cluster.UpgradeMaxBatchSize ?? 1);
+
+    /// <summary>A node auto-healing replaces (it does not serve).</summary>
+    public static bool IsHealing(NodeBootstrapState s) => s.RetireReason?.StartsWith(HealingReason, StringComparison.Ordinal) == true;
 
     /// <summary>A node that must be replaced: made from another revision, or marked by healing.</summary>
     private static bool IsOutdated(NodeBootstrapState s, string revision) => s.Revision != revision || s.RetireReason is not null;
@@ -144,7 +153,7 @@ public sealed class NodeReplacer(
             }
             // A node serves when its server is ACTIVE, it reported Ready (mode "reports") and healing did not pick it for being unhealthy.
             bool Serving(NodeBootstrapState s) => observed[s.NodeName].Status == "ACTIVE" && (!reports || (s.Phase == NodePhases.Ready && !s.Failed))
-                && s.RetireReason?.StartsWith(HealingReason, StringComparison.Ordinal) != true;
+                && !IsHealing(s);
             bool Joined(NodeBootstrapState s) => Serving(s) && (!reports || s.KubeletVersion == s.KubernetesVersion);
             var outdated = nodes.Where(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision)).ToList();
             var removing = states.Values.Where(s => s.NodeGroup == ng.Name && s.RetireStep == NodeRetireSteps.Remove && !IsMarker(s)).ToList();
@@ -250,10 +259,11 @@ public sealed class NodeReplacer(
     /// <summary>After the drain: a serving control-plane node leaves etcd through its agent; any other node's server goes.</summary>
     private static NodeStep AfterDrain(NodeBootstrapState s, bool serving, bool reports, Action<string, string, string> addEvent, DateTimeOffset now)
     {
-        if (s.Role != NodeRoles.Worker && serving && reports)
+        if (s.Role != NodeRoles.Worker && reports && (serving || IsHealing(s)))
         {
             SetStep(s, NodeRetireSteps.LeaveEtcd, now);
-            addEvent("Normal", "NodeLeavingEtcd", $"node {s.NodeName} is asked to remove its etcd member (its agent does it)");
+            addEvent("Normal", "NodeLeavingEtcd", serving ? $"node {s.NodeName} is asked to remove its etcd member (its agent does it)"
+                : $"node {s.NodeName}'s etcd member is to be removed by a healthy control-plane node's agent");
             return new NodeStep($"waiting for {s.NodeName} to leave etcd", true);
         }
         SetStep(s, NodeRetireSteps.Remove, now);

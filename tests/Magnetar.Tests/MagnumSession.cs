@@ -70,6 +70,19 @@ internal sealed class ServerDatabase(Func<string> dataDir)
         Assert.True(cmd.ExecuteNonQuery() > 0, sql);
     }
 
+    /// <summary>The simulated cloud's servers of a cluster with the user-data each was created with.</summary>
+    public List<(string Name, string UserData, bool Deleting)> Servers(string cluster)
+    {
+        using var db = Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "SELECT Name, UserData, DeleteRequestedAt IS NOT NULL FROM simulated_resources WHERE ClusterUuid = $c AND Kind = 'server' AND UserData IS NOT NULL ORDER BY Name";
+        cmd.Parameters.AddWithValue("$c", cluster);
+        var list = new List<(string, string, bool)>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) list.Add((r.GetString(0), r.GetString(1), r.GetBoolean(2)));
+        return list;
+    }
+
     /// <summary>The cluster's events (reason, message) in order.</summary>
     public List<(string Reason, string Message)> Events(string cluster)
     {

@@ -23,7 +23,7 @@ public sealed class UpgradeTests : IAsyncLifetime
     private MagnetarProcess? _server;
     private string _api = "", _stubs = "";
     private HttpClient _http = new();
-    private Fleet? _fleet;
+    private TestFleet? _fleet;
     private readonly MagnumSession _magnum;
     private readonly ServerDatabase _db;
 
@@ -66,10 +66,7 @@ public sealed class UpgradeTests : IAsyncLifetime
                 ["flavor_id"] = "m1.small", ["master_flavor_id"] = "m1.medium", ["network_driver"] = "calico", ["master_lb_enabled"] = true,
                 ["labels"] = new JsonObject { ["kube_tag"] = tag },
             }, HttpStatusCode.Created);
-        _stubs = Directory.CreateDirectory(Path.Combine(_dir, "stubs")).FullName;
-        // The kubelet the user-data installed: the version node.env asks for ("kubelet --version" prints "Kubernetes v1.32.1").
-        Stub("kubelet", "sed -n \"s/^MAGNETAR_KUBE_VERSION='\\{0,1\\}\\([^']*\\)'\\{0,1\\}$/Kubernetes \\1/p\" \"$MAGNETAR_NODE_ROOT/etc/magnetar/node.env\"\n");
-        Stub("kubeadm", "echo \"kubeadm $*\" >>\"$MAGNETAR_NODE_ROOT/stub.log\"\n");
+        _stubs = TestFleet.WriteStubs(Path.Combine(_dir, "stubs"));
     }
 
     public async Task DisposeAsync()
@@ -89,7 +86,7 @@ public sealed class UpgradeTests : IAsyncLifetime
             ["labels"] = new JsonObject { ["kube_tag"] = Old, ["auto_healing_enabled"] = "true", ["auto_healing_unhealthy_seconds"] = "3" },
         }, HttpStatusCode.Accepted))["uuid"]!.GetValue<string>();
         _lastCluster = c;
-        _fleet = new Fleet(this, c);
+        _fleet = new TestFleet(_dir, _stubs, _apiPort, _db, c);
         await WaitFor(c, x => x["status"]!.GetValue<string>() == "CREATE_COMPLETE", 90);
         var api = await _fleet.StandInAsync();
         var healthy = await WaitFor(c, x => x["health_status"]?.GetValue<string>() == "HEALTHY" && x["health_status_reason"]?["api"]?.GetValue<string>() == "ok");
@@ -204,109 +201,63 @@ public sealed class UpgradeTests : IAsyncLifetime
         Assert.Equal(0, Count("SELECT COUNT(*) FROM node_states"));
     }
 
-    // ---------------------------------------------------------------- the fleet of test nodes
-
-    /// <summary>
-    /// Plays the VMs: boots every new server of the cluster from its user-data (fetch, phases, Ready, its Node in the
-    /// stand-in API), runs each live node's agent, stops nodes whose servers are deleted, and samples how many workers serve.
-    /// </summary>
-    private sealed class Fleet : IAsyncDisposable
+    [Fact]
+    public async Task A_dead_control_plane_node_leaves_etcd_through_a_healthy_member_before_its_successor_joins()
     {
-        private readonly UpgradeTests _t;
-        private readonly string _cluster;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _loop;
-        private readonly ConcurrentDictionary<TestNode, bool> _silenced = new();
-        private CertificateAuthorityMaterial? _ca;
-        private volatile KubernetesApiStandIn? _api;
-        private volatile HashSet<string> _live = [];
-        /// <summary>The node booted last under each server name (a name is reused once its server is gone).</summary>
-        public ConcurrentDictionary<string, TestNode> Booted { get; } = new();
-        /// <summary>Every boot, in order: name and the Kubernetes version its user-data asked for.</summary>
-        public ConcurrentQueue<(string Name, string Version, DateTime At)> Boots { get; } = new();
-        private readonly ConcurrentDictionary<string, string> _userData = new();
-        public int MinServingWorkers { get; private set; } = int.MaxValue;
-        public int MinWorkerServers { get; private set; } = int.MaxValue;
-        private bool _complete;
-
-        public Fleet(UpgradeTests t, string cluster)
+        var c = (await Api(HttpMethod.Post, "/v1/clusters", new JsonObject
         {
-            (_t, _cluster) = (t, cluster);
-            _loop = Task.Run(LoopAsync);
-        }
+            ["name"] = "cp", ["cluster_template_id"] = "k8s-1.31", ["master_count"] = 3, ["node_count"] = 1,
+            ["labels"] = new JsonObject { ["kube_tag"] = Old, ["auto_healing_enabled"] = "true", ["auto_healing_unhealthy_seconds"] = "3" },
+        }, HttpStatusCode.Accepted))["uuid"]!.GetValue<string>();
+        _lastCluster = c;
+        _fleet = new TestFleet(_dir, _stubs, _apiPort, _db, c);
+        await WaitFor(c, x => x["status"]!.GetValue<string>() == "CREATE_COMPLETE", 120);
+        await _fleet.StandInAsync();
+        await WaitFor(c, x => x["health_status"]?.GetValue<string>() == "HEALTHY" && x["health_status_reason"]?["api"]?.GetValue<string>() == "ok");
+        Assert.Equal(["cp-default-master-0", "cp-default-master-1", "cp-default-master-2"], _fleet.MemberNames().Order());
+        var boots = _fleet.Boots.Count;
 
-        public string Root(string node) => Booted.TryGetValue(node, out var n) ? n.Path("") : Path.Combine(_t._dir, "nodes", node);
-        /// <summary>The booted nodes whose servers exist now (read from the cloud, not the loop's last round).</summary>
-        public HashSet<string> Live() => _t.Servers(_cluster).Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) == s.UserData).Select(s => s.Name).ToHashSet();
-        public void Silence(string node) => _silenced[Booted[node]] = true;
-        public string VersionOf(string node) => Booted[node].File("etc/magnetar/node.env").Split('\n').Single(l => l.StartsWith("MAGNETAR_KUBE_VERSION=")).Split('=')[1].Trim('\'');
+        // A hypervisor failure: master 1's server goes to ERROR and the node falls silent.
+        const string dead = "cp-default-master-1";
+        _fleet.Silence(dead);
+        _db.Exec($"UPDATE simulated_resources SET Status = 'ERROR' WHERE Kind = 'server' AND Name = '{dead}'");
+        var sick = await WaitFor(c, x => x["health_status_reason"]?[$"{dead}.reason"]?.GetValue<string>() == "server ERROR", 60);
+        Assert.Equal("UNHEALTHY", sick["health_status"]!.GetValue<string>());
 
-        /// <summary>The stand-in API server with the cluster CA of the first control-plane node, every live node registered.</summary>
-        public async Task<KubernetesApiStandIn> StandInAsync(bool restart = false)
-        {
-            var init = Booted.Values.First(n => n.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=init"));
-            _ca ??= new CertificateAuthorityMaterial(init.File("etc/kubernetes/pki/ca.crt"), init.File("etc/kubernetes/pki/ca.key"));
-            var api = await KubernetesApiStandIn.StartAsync(_ca, _t._apiPort);
-            foreach (var n in Live()) api.AddNode(n, VersionOf(n));
-            _api = api;
-            _complete = true; // samples count from here (the cluster is complete)
-            return api;
-        }
+        // Healed: a healthy member (master 0, the first by name) removes the dead one's etcd member, then a new master joins.
+        var healed = await WaitFor(c, x => x["status"]!.GetValue<string>() == "UPDATE_COMPLETE" && x["health_status"]?.GetValue<string>() == "HEALTHY"
+            && _fleet.Boots.Count > boots, 120);
+        Assert.Equal(3, healed["master_count"]!.GetValue<int>());
+        var members = _fleet.MemberNames();
+        Assert.Equal(3, members.Count);
+        var successor = _fleet.Boots.Last().Name;
+        Assert.Contains(successor, members);
+        Assert.Equal(3, _fleet.MaxEtcdMembers); // never a fourth member while the dead one still counted
+        Assert.Contains("member remove", File.ReadAllText(Path.Combine(_fleet.Root("cp-default-master-0"), "stub.log")));
+        var events = Events(c);
+        Assert.Contains(events, e => e.Reason == "AutoHealing" && e.Message.Contains(dead) && e.Message.Contains("server ERROR"));
+        Assert.Contains(events, e => e.Reason == "NodeLeftEtcd" && e.Message == $"node cp-default-master-0 removed the etcd member of {dead}");
+        Assert.Equal(0, Count($"SELECT COUNT(*) FROM simulated_resources WHERE ClusterUuid = '{c}' AND Status = 'ERROR'"));
+        Assert.Equal(3, _db.Servers(c).Count(s => !s.Deleting && s.Name.Contains("-master-")));
 
-        private async Task LoopAsync()
-        {
-            var env = new Dictionary<string, string> { ["PATH"] = $"{_t._stubs}:{Environment.GetEnvironmentVariable("PATH")}" };
-            while (!_stop.IsCancellationRequested)
-            {
-                try
-                {
-                    var servers = _t.Servers(_cluster);
-                    _live = servers.Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) == s.UserData).Select(s => s.Name).ToHashSet();
-                    foreach (var s in servers.Where(s => !s.Deleting && _userData.GetValueOrDefault(s.Name) != s.UserData))
-                    {
-                        // A new server: cloud-init runs the node script, which fetches its bundle and reports each phase.
-                        var node = TestNode.Boot(s.UserData, Path.Combine(_t._dir, "nodes", $"{s.Name}.{Boots.Count}"));
-                        if ((await node.RunWith(new(env), "fetch")).Item1 != 0) continue; // its addresses are not known yet: next round
-                        Booted[s.Name] = node;
-                        _userData[s.Name] = s.UserData;
-                        Boots.Enqueue((s.Name, VersionOf(s.Name), DateTime.UtcNow));
-                        await node.RunWith(new(env), "report", "booted", "ok");
-                        foreach (var phase in new[] { "containerd-ready", "kubeadm-done" }) await node.RunWith(new(env), "run", phase, "true");
-                        if (node.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=init")) await node.RunWith(new(env), "run", "addons-applied", "true");
-                        _api?.AddNode(s.Name, VersionOf(s.Name));
-                        await node.RunWith(new(env), "run", "ready", "true");
-                    }
-                    // Every live node's agent asks for work (magnetar-node-agent.timer), unless silenced.
-                    foreach (var name in _live.Where(n => !_silenced.ContainsKey(Booted[n])))
-                        await Booted[name].RunWith(new(env), "task");
-                    if (_complete && _api is { } api)
-                    {
-                        var workers = servers.Where(s => !s.Deleting && s.Name.Contains("-worker-")).ToList();
-                        MinWorkerServers = Math.Min(MinWorkerServers, workers.Count);
-                        var serving = api.Nodes.Count(n => n.Name.Contains("-worker-") && n.Ready && !n.Unschedulable && workers.Any(w => w.Name == n.Name));
-                        MinServingWorkers = Math.Min(MinServingWorkers, serving);
-                    }
-                }
-                catch (Exception) when (!_stop.IsCancellationRequested) { /* the database was busy or Magnetar restarting: next round */ }
-                try { await Task.Delay(500, _stop.Token); } catch (OperationCanceledException) { }
-            }
-        }
+        // Two of three masters broken at once: etcd has lost its quorum, and replacing members would not restore it: withheld.
+        var masters = _db.Servers(c).Where(s => !s.Deleting && s.Name.Contains("-master-")).Select(s => s.Name).Order().ToList();
+        foreach (var m in masters.Take(2)) _db.Exec($"UPDATE simulated_resources SET Status = 'ERROR' WHERE Kind = 'server' AND Name = '{m}'");
+        await WaitFor(c, x => x["health_status"]?.GetValue<string>() == "UNHEALTHY" && x["health_status_reason"]?[$"{masters[1]}.reason"] is not null, 60);
+        await Task.Delay(6000);
+        Assert.Equal("UPDATE_COMPLETE", (await Get(c))["status"]!.GetValue<string>());
+        Assert.Contains(Events(c), e => e.Reason == "AutoHealingWithheld" && e.Message.Contains("2 of 3 control-plane nodes are unhealthy"));
+        Assert.Equal(2, Count($"SELECT COUNT(*) FROM simulated_resources WHERE ClusterUuid = '{c}' AND Status = 'ERROR'"));
+        Assert.Equal(3, _fleet.MemberNames().Count);
 
-        public async ValueTask DisposeAsync()
-        {
-            _stop.Cancel();
-            try { await _loop; } catch { }
-            if (_api is not null) await _api.DisposeAsync();
-        }
+        await Api(HttpMethod.Delete, $"/v1/clusters/{c}", null, HttpStatusCode.NoContent);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (Count("SELECT COUNT(*) FROM clusters") > 0 && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal(0, Count("SELECT COUNT(*) FROM simulated_resources"));
     }
 
     // ---------------------------------------------------------------- helpers
 
-    private void Stub(string name, string body)
-    {
-        File.WriteAllText(Path.Combine(_stubs, name), "#!/bin/bash\n" + body);
-        File.SetUnixFileMode(Path.Combine(_stubs, name), (UnixFileMode)0b111_101_101);
-    }
 
     private static string Error(JsonNode r) => r["errors"]![0]!["detail"]!.GetValue<string>();
 
@@ -316,15 +267,4 @@ public sealed class UpgradeTests : IAsyncLifetime
     private long Count(string sql) => _db.Count(sql);
     private List<(string Reason, string Message)> Events(string cluster) => _db.Events(cluster);
 
-    private List<(string Name, string UserData, bool Deleting)> Servers(string cluster)
-    {
-        using var db = _db.Open();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = "SELECT Name, UserData, DeleteRequestedAt IS NOT NULL FROM simulated_resources WHERE ClusterUuid = $c AND Kind = 'server' AND UserData IS NOT NULL ORDER BY Name";
-        cmd.Parameters.AddWithValue("$c", cluster);
-        var list = new List<(string, string, bool)>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add((r.GetString(0), r.GetString(1), r.GetBoolean(2)));
-        return list;
-    }
 }

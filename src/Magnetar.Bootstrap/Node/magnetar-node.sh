@@ -61,7 +61,7 @@ report() {
   if [ -n "$file" ] && [ -f "$file" ]; then tail -n "${MAGNETAR_LOG_LINES:-40}" "$file"; fi |
     "${CURL[@]}" --retry 5 --retry-delay 2 --retry-all-errors --fail -o /dev/null -X POST \
       -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' --data-binary @- \
-      "$MAGNETAR_URL/bootstrap/v1/report?phase=$phase&status=$status&exit_code=$code&kubelet_version=$(kubelet_version)"
+      "$MAGNETAR_URL/bootstrap/v1/report?phase=$phase&status=$status&exit_code=$code&kubelet_version=$(kubelet_version)&member=${REPORT_MEMBER:-}"
 }
 
 run() {
@@ -313,8 +313,23 @@ leave_etcd() {
   kubeadm reset phase remove-etcd-member --kubeconfig "$KUBE/admin.conf"
 }
 
+# A control-plane node that was healed for being dead cannot leave etcd itself: a healthy control-plane node removes
+# its member (etcdctl in this node's etcd pod, with the etcd server certificate kubeadm made here).
+remove_etcd_member() {
+  local name=$1 id
+  local etcdctl=(kubectl --kubeconfig "$KUBE/admin.conf" -n kube-system exec "etcd-$MAGNETAR_NODE" -- etcdctl
+    --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt
+    --cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key)
+  id=$("${etcdctl[@]}" member list | awk -F', ' -v n="$name" '$3 == n { print $1 }') || return 1
+  if [ -z "$id" ]; then
+    echo "etcd has no member named $name (already removed)"
+    return 0
+  fi
+  "${etcdctl[@]}" member remove "$id"
+}
+
 task() {
-  local token code tmp dir="$ETC/task" rc
+  local token code tmp dir="$ETC/task" rc member
   token=$(cat "$ETC/report-token") || { log "no report credential: the node has not fetched its bundle"; return 1; }
   tmp=$(mktemp)
   code=$("${CURL[@]}" -o "$tmp" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
@@ -340,6 +355,12 @@ task() {
     renew-kubelet-serving:)
       log "renewing the kubelet serving certificate"
       run kubelet-serving-renewed renew_kubelet_serving "$dir"; rc=$? ;;
+    remove-etcd-member:)
+      member=$(sed -n 's/^MAGNETAR_TASK_MEMBER=//p' "$dir/task.env")
+      log "removing the etcd member of dead control-plane node $member"
+      REPORT_MEMBER=$member
+      run etcd-member-removed remove_etcd_member "$member"; rc=$?
+      REPORT_MEMBER= ;;
     leave-etcd:)
       log "this control-plane node is replaced: removing its etcd member"
       run etcd-member-removed leave_etcd; rc=$? ;;
