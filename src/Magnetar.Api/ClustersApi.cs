@@ -365,7 +365,8 @@ public static class ClustersApi
         }
         if (!groups.Any(g => g.Role == NodeGroupRoles.Master))
         {
-            var controlPlane = masters.Select(m => Labels.KubernetesVersion(m.Labels, m.Version ?? clusterVersion)).FirstOrDefault() ?? clusterVersion;
+            // What the control plane runs (its nodegroup's version changes only once every node of it runs the new one).
+            var controlPlane = masters.Select(m => m.Version ?? Labels.KubernetesVersion(m.Labels, clusterVersion)).FirstOrDefault() ?? clusterVersion;
             if (KubeVersion.Compare(targetVersion, controlPlane) > 0)
                 throw MagnumError.BadRequest($"Cluster Template is not valid for upgrade: nodegroup {groups[0].Name} would run {targetVersion}, newer than the control plane ({controlPlane}); " +
                     "a kubelet must not be newer than its API server: upgrade the control plane first (without --nodegroup).");
