@@ -16,6 +16,8 @@ using Microsoft.EntityFrameworkCore;
 //        Magnetar.Bench --mode load --server <dll> --pg <conn string> [--replicas 2] [--clients 200] [--seconds 60] [--out results.md]
 //        Magnetar.Bench --mode pki [--iterations 40] [--out results-pki.md]
 //        Magnetar.Bench --mode agents --server <dll> [--clusters 10] [--nodes 10] [--pollers 16] [--seconds 30] [--out results-agents.md]
+//        Magnetar.Bench --mode health --server <dll> [--clusters 10000] [--nodes 4] [--interval 10] [--seconds 60] [--warmup 1] [--out bench/results-health.md]
+//        Magnetar.Bench --mode upgrade --server <dll> [--step-ms 1500] [--tiny-ms 10|off] [--repeat 3] [--warmup 1] [--poll-ms 1000] [--server-log Information] [--out bench/results-upgrade.md]
 
 var opts = ParseArgs(args);
 if (opts.GetValueOrDefault("mode") == "pki") return PkiBench.Run(opts);
@@ -28,6 +30,8 @@ var outFile = opts.GetValueOrDefault("out");
 
 if (opts.GetValueOrDefault("mode") == "load") return await LoadBench.RunAsync(opts);
 if (opts.GetValueOrDefault("mode") == "agents") return await AgentBench.RunAsync(opts);
+if (opts.GetValueOrDefault("mode") == "health") return await HealthBench.RunAsync(opts);
+if (opts.GetValueOrDefault("mode") == "upgrade") return await UpgradeBench.RunAsync(opts);
 
 var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();

@@ -55,6 +55,10 @@ public sealed class NodeReplacer(
         bool holdControlPlane = false)
     {
         var plans = new Dictionary<string, NodeGroupPlan>();
+        // No worker of a new revision while the control plane is being replaced: a kubelet must never be newer than the
+        // API servers it joins (kubeadm join refuses it), so worker surges wait until every control-plane node was replaced.
+        var controlPlaneRolling = cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested)
+            .Any(n => states.Any(s => s.NodeGroup == n.Name && !IsMarker(s) && s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revisionOf(n))));
         foreach (var ng in cluster.NodeGroups)
         {
             var mine = states.Where(s => s.NodeGroup == ng.Name && !IsMarker(s)).ToList();
@@ -65,7 +69,8 @@ public sealed class NodeReplacer(
             var replace = mine.Where(s => s.RetireStep == NodeRetireSteps.Remove).Concat(dead).Select(s => s.NodeName).ToList();
             var revision = revisionOf(ng);
             var outdated = mine.Count(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision) && !dead.Contains(s));
-            var surge = (holdControlPlane || dead.Count > 0) && ng.Role == NodeGroupRoles.Master ? 0 : Math.Min(BatchSize(cluster, ng), outdated);
+            var surge = ng.Role == NodeGroupRoles.Master ? (holdControlPlane || dead.Count > 0 ? 0 : Math.Min(BatchSize(cluster, ng), outdated))
+                : controlPlaneRolling ? 0 : Math.Min(BatchSize(cluster, ng), outdated);
             var retiring = mine.Where(s => s.RetireStep is NodeRetireSteps.Drain or NodeRetireSteps.LeaveEtcd).Select(s => s.NodeName).ToList();
             plans[ng.Name] = new NodeGroupPlan(ng.NodeCount - dead.Count + surge, replace, retiring);
         }
@@ -126,7 +131,7 @@ public sealed class NodeReplacer(
         {
             if (await apiAccess.GetAsync(db, cluster, ct) is { } access && !await clusterApi.DeleteNodeAsync(access, gone.NodeName, ct))
                 logger.LogWarning("Cluster {Uuid}: the Node object of replaced node {Node} could not be deleted now; the cloud controller manager removes it", cluster.Uuid, gone.NodeName);
-            addEvent("Normal", "NodeReplaced", $"node {gone.NodeName} ({gone.RetireReason ?? "upgrade"}) is gone: its server was deleted");
+            addEvent("Normal", "NodeReplaced", $"node {gone.NodeName} ({gone.RetireReason ?? "upgrade"}) is gone: the deletion of its server was requested");
             await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == gone.NodeName).ExecuteDeleteAsync(ct);
             if (gone.Role == NodeRoles.Init)
             {

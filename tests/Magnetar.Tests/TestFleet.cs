@@ -88,6 +88,8 @@ internal sealed class TestFleet : IAsyncDisposable
     public string EtcdMembers { get; }
     /// <summary>The most members etcd had at once (after each join).</summary>
     public int MaxEtcdMembers { get; private set; }
+    /// <summary>Workers that booted with a kubelet newer than a control-plane node still serving (the skew policy forbids it).</summary>
+    public ConcurrentQueue<string> SkewViolations { get; } = new();
     public List<string> MemberNames() => File.ReadAllLines(EtcdMembers).Where(l => l.Length > 0).Select(l => l.Split(", ")[2]).ToList();
 
     public string Root(string node) => Booted.TryGetValue(node, out var n) ? n.Path("") : Path.Combine(_dir, "nodes", node);
@@ -121,6 +123,11 @@ internal sealed class TestFleet : IAsyncDisposable
                 {
                     // A new server: cloud-init runs the node script, which fetches its bundle and reports each phase.
                     var node = TestNode.Boot(s.UserData, Path.Combine(_dir, "nodes", $"{s.Name}.{Boots.Count}"));
+                    // Kubernetes' version skew: a kubelet must not be newer than the API servers it joins.
+                    var version = node.File("etc/magnetar/node.env").Split('\n').Single(l => l.StartsWith("MAGNETAR_KUBE_VERSION=")).Split('=')[1].Trim('\'');
+                    if (node.File("etc/magnetar/node.env").Contains("MAGNETAR_ROLE=worker"))
+                        foreach (var m in servers.Where(m => !m.Deleting && m.Name.Contains("-master-") && _userData.GetValueOrDefault(m.Name) == m.UserData))
+                            if (Magnetar.Domain.KubeVersion.Compare(version, VersionOf(m.Name)) > 0) SkewViolations.Enqueue($"{s.Name} ({version}) booted beside {m.Name} ({VersionOf(m.Name)})");
                     if ((await node.RunWith(new(env), "fetch")).Item1 != 0) continue; // its addresses are not known yet: next round
                     Booted[s.Name] = node;
                     _userData[s.Name] = s.UserData;

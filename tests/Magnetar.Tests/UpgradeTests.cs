@@ -162,6 +162,7 @@ public sealed class UpgradeTests : IAsyncLifetime
         Assert.Contains("default/web-0", api.Evictions);
         Assert.DoesNotContain("kube-system/calico-node-w0", api.Evictions);
         // Never fewer than the asked nodes serving: 3 uncordoned, Ready workers and a server for each at every sample.
+        Assert.Empty(_fleet.SkewViolations); // no worker of the new version before the control plane runs it
         Assert.True(_fleet.MinServingWorkers >= 3, $"only {_fleet.MinServingWorkers} workers served at one point");
         Assert.True(_fleet.MinWorkerServers >= 3, $"only {_fleet.MinWorkerServers} worker servers at one point");
         // Order: the master was retired before any worker, and each batch of workers only after its successors joined.
