@@ -219,13 +219,13 @@ public sealed class HealthMonitor(
             var bad = j.Unhealthy.ToDictionary(u => u.State.Id);
             foreach (var s in j.Nodes)
             {
-                var now_bad = bad.GetValueOrDefault(s.Id);
-                if (now_bad is null && s.UnhealthySince is not null)
+                var nowBad = bad.GetValueOrDefault(s.Id);
+                if (nowBad is null && s.UnhealthySince is not null)
                     await db.NodeStates.Where(x => x.Id == s.Id).ExecuteUpdateAsync(u => u.SetProperty(x => x.UnhealthySince, (DateTimeOffset?)null).SetProperty(x => x.UnhealthyReason, (string?)null), ct);
-                else if (now_bad is not null && (s.UnhealthySince is null || s.UnhealthyReason != now_bad.Why))
+                else if (nowBad is not null && (s.UnhealthySince is null || s.UnhealthyReason != nowBad.Why))
                 {
                     var since = s.UnhealthySince ?? now;
-                    await db.NodeStates.Where(x => x.Id == s.Id).ExecuteUpdateAsync(u => u.SetProperty(x => x.UnhealthySince, since).SetProperty(x => x.UnhealthyReason, now_bad.Why), ct);
+                    await db.NodeStates.Where(x => x.Id == s.Id).ExecuteUpdateAsync(u => u.SetProperty(x => x.UnhealthySince, since).SetProperty(x => x.UnhealthyReason, nowBad.Why), ct);
                     s.UnhealthySince = since;
                 }
             }
