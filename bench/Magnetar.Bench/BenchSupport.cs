@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Diagnostics;
 using System.Text;
 
@@ -31,5 +33,34 @@ static class BenchSupport
         await conn.OpenAsync();
         await using var cmd = new Npgsql.NpgsqlCommand(sql, conn);
         await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Clock ticks per second of /proc/&lt;pid&gt;/stat's utime and stime (getconf CLK_TCK).</summary>
+    public static double ClockTicks()
+    {
+        try
+        {
+            var p = Process.Start(new ProcessStartInfo("getconf", ["CLK_TCK"]) { RedirectStandardOutput = true })!;
+            var text = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return double.Parse(text, CultureInfo.InvariantCulture);
+        }
+        catch { return 100; }
+    }
+
+    public static string CpuModel()
+    {
+        try { return File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("model name")).Split(':', 2)[1].Trim(); }
+        catch { return RuntimeInformation.ProcessArchitecture.ToString(); }
+    }
+
+    public static string OsName()
+    {
+        try
+        {
+            var pretty = File.ReadLines("/etc/os-release").First(l => l.StartsWith("PRETTY_NAME=")).Split('=', 2)[1].Trim('"');
+            return $"{pretty}, Linux {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}";
+        }
+        catch { return RuntimeInformation.OSDescription; }
     }
 }

@@ -350,32 +350,4 @@ static class UpgradeBench
         if ((int)r.StatusCode != status) throw new InvalidOperationException($"{r.RequestMessage?.Method} {r.RequestMessage?.RequestUri?.PathAndQuery}: {(int)r.StatusCode} {text}");
         return JsonNode.Parse(text)!.AsObject();
     }
-
-    private static double ClockTicks()
-    {
-        try
-        {
-            var p = Process.Start(new ProcessStartInfo("getconf", ["CLK_TCK"]) { RedirectStandardOutput = true })!;
-            var text = p.StandardOutput.ReadToEnd().Trim();
-            p.WaitForExit();
-            return double.Parse(text, CultureInfo.InvariantCulture);
-        }
-        catch { return 100; }
-    }
-
-    private static string CpuModel()
-    {
-        try { return File.ReadLines("/proc/cpuinfo").First(l => l.StartsWith("model name")).Split(':', 2)[1].Trim(); }
-        catch { return RuntimeInformation.ProcessArchitecture.ToString(); }
-    }
-
-    private static string OsName()
-    {
-        try
-        {
-            var pretty = File.ReadLines("/etc/os-release").First(l => l.StartsWith("PRETTY_NAME=")).Split('=', 2)[1].Trim('"');
-            return $"{pretty}, Linux {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}";
-        }
-        catch { return RuntimeInformation.OSDescription; }
-    }
 }
