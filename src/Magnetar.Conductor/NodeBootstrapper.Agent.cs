@@ -133,9 +133,13 @@ public sealed partial class NodeBootstrapper
         // The poll is the node's heartbeat (the health monitor reads it), and says which kubelet it runs.
         var now = time.GetUtcNow();
         var heartbeat = db.NodeStates.Where(s => s.ClusterUuid == credential.ClusterUuid && s.NodeName == credential.NodeName);
-        if (kubeletVersion is null) await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now), ct);
-        else await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now).SetProperty(s => s.KubeletVersion, kubeletVersion), ct);
-        var self = await heartbeat.Select(s => new { s.Role, s.RetireStep, s.RetireReason, s.Phase, s.UnhealthySince }).FirstOrDefaultAsync(ct);
+        var self = await heartbeat.Select(s => new { s.Role, s.RetireStep, s.RetireReason, s.Phase, s.UnhealthySince, s.LastSeenAt, s.KubeletVersion })
+            .FirstOrDefaultAsync(ct);
+        // Written only when the last heartbeat is older than a third of the health monitor's heartbeat timeout (every other
+        // 30 s poll at the default 120 s) or the kubelet version changed: a poll that changes nothing writes nothing.
+        var stale = now - TimeSpan.FromSeconds(Math.Max(1, healthOptions.HeartbeatTimeoutSeconds / 3));
+        if (self is not null && (self.LastSeenAt is null || self.LastSeenAt < stale || (kubeletVersion is not null && self.KubeletVersion != kubeletVersion)))
+            await heartbeat.ExecuteUpdateAsync(u => u.SetProperty(s => s.LastSeenAt, now).SetProperty(s => s.KubeletVersion, s => kubeletVersion ?? s.KubeletVersion), ct);
         if (self?.RetireStep == NodeRetireSteps.LeaveEtcd)
         {
             logger.LogInformation("Cluster {Uuid}: node {Node} is retired and leaves etcd", cluster.Uuid, credential.NodeName);

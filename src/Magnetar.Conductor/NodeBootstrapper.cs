@@ -42,6 +42,7 @@ public sealed partial class NodeBootstrapper(
     IUserDataRenderer renderer,
     BootstrapOptions options,
     ConductorOptions conductorOptions,
+    HealthOptions healthOptions,
     ReconcileSignal signal,
     TimeProvider time,
     ILogger<NodeBootstrapper> logger)
