@@ -325,29 +325,15 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 .OrderBy(s => ServerIndex(s.Name)).ToList();
             var desired = ng.Deleting ? 0 : ng.NodeCount;
 
-            // Scale down: the nodes the tenant named first, then the newest.
+            // Replaced nodes (upgrade, healing) whatever the count; then scale down: the nodes the tenant named, then the newest.
             var leaving = servers.Where(s => s.TaskState == "deleting").ToList();
             servers = servers.Except(leaving).ToList();
-            // Replaced nodes (upgrade, healing) go whatever the count: their successors are already there.
-            foreach (var v in servers.Where(s => ng.Replace.Contains(s.Name)).ToList())
+            foreach (var v in ng.ServersToDelete(servers, s => s.Name, s => s.Id))
             {
                 await c.Compute.DeleteServerAsync(v.Id, ct);
                 await DeleteServerFloatingIpAsync(v.Name);
                 servers.Remove(v);
                 leaving.Add(v);
-            }
-            var surplus = servers.Count - desired;
-            if (surplus > 0)
-            {
-                var victims = servers.Where(s => ng.NodesToRemove.Contains(s.Name) || ng.NodesToRemove.Contains(s.Id)).ToList();
-                victims.AddRange(servers.Except(victims).Reverse());
-                foreach (var v in victims.Take(surplus))
-                {
-                    await c.Compute.DeleteServerAsync(v.Id, ct);
-                    await DeleteServerFloatingIpAsync(v.Name);
-                    servers.Remove(v);
-                    leaving.Add(v);
-                }
             }
 
             // Scale up: the lowest free indexes.

@@ -131,24 +131,11 @@ public sealed class SimulatedCloudProvider(
                 .OrderBy(r => ServerIndex(r.Name)).ToList();
             var desired = ng.Deleting ? 0 : ng.NodeCount;
 
-            // Replaced nodes (upgrade, healing) go whatever the count: their successors are already there.
-            foreach (var v in servers.Where(s => ng.Replace.Contains(s.Name)).ToList())
+            // Replaced nodes (upgrade, healing) whatever the count; then scale down: the nodes the tenant named, then the newest.
+            foreach (var v in ng.ServersToDelete(servers, s => s.Name, s => s.ResourceId))
             {
                 MarkForDeletion(v, now, spec.Labels);
                 servers.Remove(v);
-            }
-
-            // Scale down: the nodes the tenant named first, then the newest.
-            var surplus = servers.Count - desired;
-            if (surplus > 0)
-            {
-                var victims = servers.Where(s => ng.NodesToRemove.Contains(s.Name) || ng.NodesToRemove.Contains(s.ResourceId)).ToList();
-                victims.AddRange(servers.Except(victims).Reverse());
-                foreach (var v in victims.Take(surplus))
-                {
-                    MarkForDeletion(v, now, spec.Labels);
-                    servers.Remove(v);
-                }
             }
 
             var serverGroup = ng.Deleting ? null : Ensure(Kinds.ServerGroup, $"{spec.ClusterName}-{ng.Name}", ng.Name);

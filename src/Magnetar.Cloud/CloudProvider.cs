@@ -58,6 +58,22 @@ public sealed record NodeGroupSpec(
     public IReadOnlyList<string> Replace { get; init; } = [];
     /// <summary>Servers of nodes being retired (e.g. healed for being in ERROR): their state is known and fails nothing.</summary>
     public IReadOnlyList<string> Retiring { get; init; } = [];
+
+    /// <summary>
+    /// Which of the nodegroup's servers (in index order, none of them being deleted already) go now: the replaced ones
+    /// whatever the count, then, beyond <see cref="NodeCount"/> (none while <see cref="Deleting"/>), those the tenant
+    /// named in <see cref="NodesToRemove"/> (by name or id), then the newest.
+    /// </summary>
+    public List<T> ServersToDelete<T>(IReadOnlyList<T> servers, Func<T, string> name, Func<T, string> id)
+    {
+        var victims = servers.Where(s => Replace.Contains(name(s))).ToList();
+        var kept = servers.Except(victims).ToList();
+        var surplus = kept.Count - (Deleting ? 0 : NodeCount);
+        if (surplus <= 0) return victims;
+        var named = kept.Where(s => NodesToRemove.Contains(name(s)) || NodesToRemove.Contains(id(s))).ToList();
+        victims.AddRange(named.Concat(kept.Except(named).Reverse()).Take(surplus));
+        return victims;
+    }
 }
 
 /// <summary>

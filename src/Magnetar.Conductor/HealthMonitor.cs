@@ -122,7 +122,7 @@ public sealed class HealthMonitor(
         var now = time.GetUtcNow();
         var uuids = page.Select(c => c.Uuid).ToList();
         var states = (await db.NodeStates.AsNoTracking().Where(s => uuids.Contains(s.ClusterUuid)).ToListAsync(ct))
-            .Where(s => !s.NodeName.Contains("~retired-", StringComparison.Ordinal)).ToLookup(s => s.ClusterUuid);
+            .Where(s => !InitMarker.Is(s)).ToLookup(s => s.ClusterUuid);
         var credentials = cloud.Name == "simulated" ? new Dictionary<string, ClusterCloudCredential>()
             : await db.CloudCredentials.AsNoTracking().Where(c => uuids.Contains(c.ClusterUuid)).ToDictionaryAsync(c => c.ClusterUuid, ct);
         var refs = page.Select(c => new ClusterRef(c.Uuid, c.Name, c.ProjectId, credentials.TryGetValue(c.Uuid, out var row)

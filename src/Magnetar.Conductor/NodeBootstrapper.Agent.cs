@@ -57,9 +57,7 @@ public sealed partial class NodeBootstrapper
             ? $"{who} removed the etcd member of {state.NodeName}"
             : $"{who}: removing the etcd member of {state.NodeName} failed" + (code is null ? "" : $" with exit code {code}"));
         await db.SaveChangesAsync(ct);
-        await db.Clusters.Where(c => c.Uuid == state.ClusterUuid && c.Operation != null)
-            .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
-        signal.Poke();
+        await PokeOperationAsync(db, state.ClusterUuid, now, ct);
         return new BootstrapResponse(204);
     }
 
@@ -75,7 +73,7 @@ public sealed partial class NodeBootstrapper
         if (dead is null) return null;
         var helper = await db.NodeStates.AsNoTracking()
             .Where(s => s.ClusterUuid == clusterUuid && s.Role != NodeRoles.Worker && s.RetireStep == null && s.RetireReason == null
-                && s.Phase == NodePhases.Ready && !s.Failed && s.UnhealthySince == null && !s.NodeName.Contains("~retired-"))
+                && s.Phase == NodePhases.Ready && !s.Failed && s.UnhealthySince == null && !s.NodeName.Contains(InitMarker.Infix))
             .OrderBy(s => s.NodeName).Select(s => s.NodeName).FirstOrDefaultAsync(ct);
         return helper == nodeName ? dead : null;
     }

@@ -71,8 +71,7 @@ public sealed partial class NodeBootstrapper(
         {
             // The name of a first control-plane node that did bootstrap, now reused by a new server (it was replaced):
             // its record stays, renamed, as the mark that this cluster was initialised — the new server joins.
-            state.NodeName = $"{nodeName}~retired-{now.ToUnixTimeMilliseconds()}";
-            state.ServingCertificateExpiresAt = state.ControlPlaneCertificatesExpireAt = null;
+            InitMarker.Keep(state, now);
             state = null;
         }
         var role = nodeGroup.Role != NodeGroupRoles.Master ? NodeRoles.Worker
@@ -202,10 +201,16 @@ public sealed partial class NodeBootstrapper(
         AddEvent(db, credential.ClusterUuid, state.Failed ? "Warning" : "Normal", state.Failed ? "NodeBootstrapFailed" : "NodeBootstrap",
             state.Failed ? $"node {state.NodeName}: {phase} failed" + (code is null ? "" : $" with exit code {code}") : $"node {state.NodeName}: {phase}");
         await db.SaveChangesAsync(ct);
-        await db.Clusters.Where(c => c.Uuid == credential.ClusterUuid && c.Operation != null)
+        await PokeOperationAsync(db, credential.ClusterUuid, now, ct);
+        return new BootstrapResponse(204);
+    }
+
+    /// <summary>What a node reported may move its cluster's running operation on: the conductor looks at it now.</summary>
+    private async Task PokeOperationAsync(MagnetarDbContext db, string clusterUuid, DateTimeOffset now, CancellationToken ct)
+    {
+        await db.Clusters.Where(c => c.Uuid == clusterUuid && c.Operation != null)
             .ExecuteUpdateAsync(u => u.SetProperty(c => c.NextReconcileAt, now), ct);
         signal.Poke();
-        return new BootstrapResponse(204);
     }
 
     /// <summary>

@@ -42,6 +42,9 @@ public sealed class NodeReplacer(
     /// <summary>What a node's server is made from: a node is replaced when this differs from its nodegroup's.</summary>
     public static string Revision(string kubernetesVersion, string imageId) => $"{kubernetesVersion}|{imageId}";
 
+    /// <summary>The image part of a <see cref="Revision"/>.</summary>
+    private static string ImageOf(string revision) => revision[(revision.IndexOf('|') + 1)..];
+
     /// <summary>The Kubernetes version a nodegroup is to run: its own kube_tag label, else the cluster's.</summary>
     public static string DesiredVersion(Cluster cluster, NodeGroup ng, string fallback)
         => Labels.KubernetesVersion(ng.Labels, Labels.KubernetesVersion(cluster.Labels, fallback));
@@ -58,10 +61,10 @@ public sealed class NodeReplacer(
         // No worker of a new revision while the control plane is being replaced: a kubelet must never be newer than the
         // API servers it joins (kubeadm join refuses it), so worker surges wait until every control-plane node was replaced.
         var controlPlaneRolling = cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested)
-            .Any(n => states.Any(s => s.NodeGroup == n.Name && !IsMarker(s) && s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revisionOf(n))));
+            .Any(n => states.Any(s => s.NodeGroup == n.Name && !InitMarker.Is(s) && s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revisionOf(n))));
         foreach (var ng in cluster.NodeGroups)
         {
-            var mine = states.Where(s => s.NodeGroup == ng.Name && !IsMarker(s)).ToList();
+            var mine = states.Where(s => s.NodeGroup == ng.Name && !InitMarker.Is(s)).ToList();
             // A control-plane node healed for being dead: its server goes now (it serves nothing), its etcd member is
             // removed by a healthy member, and only then is its successor made — adding a member while a dead one still
             // counts would leave etcd without quorum until the new one has joined.
@@ -89,7 +92,7 @@ public sealed class NodeReplacer(
         foreach (var ng in cluster.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master && !n.DeleteRequested))
         {
             var version = versionOf(ng);
-            var pending = states.Any(s => s.NodeGroup == ng.Name && !IsMarker(s) && s.RetireStep != NodeRetireSteps.Remove
+            var pending = states.Any(s => s.NodeGroup == ng.Name && !InitMarker.Is(s) && s.RetireStep != NodeRetireSteps.Remove
                 && s.KubernetesVersion is not null && s.KubernetesVersion != version && !states.Any(n => n.NodeGroup == ng.Name && n.KubernetesVersion == version));
             if (!pending) continue;
             if (await apiAccess.GetAsync(db, cluster, ct) is not { } access) return $"waiting for the cluster's API address to record {version} in kube-system/kubeadm-config";
@@ -107,8 +110,6 @@ public sealed class NodeReplacer(
     /// <summary>A node that must be replaced: made from another revision, or marked by healing.</summary>
     private static bool IsOutdated(NodeBootstrapState s, string revision) => s.Revision != revision || s.RetireReason is not null;
 
-    /// <summary>The record kept, renamed, of a first control-plane node that was replaced (see NodeBootstrapper.RenderUserDataAsync).</summary>
-    private static bool IsMarker(NodeBootstrapState s) => s.NodeName.Contains("~retired-", StringComparison.Ordinal);
 
     /// <summary>
     /// After the cloud was asked: starts retiring the nodes that may go now, moves retiring nodes on (drain, leave etcd,
@@ -127,18 +128,13 @@ public sealed class NodeReplacer(
 
         // Retired nodes whose servers are gone: their Node objects go too, then their records (the first control-plane
         // node's stays, renamed, as the mark that the cluster was initialised).
-        foreach (var gone in states.Values.Where(s => s.RetireStep == NodeRetireSteps.Remove && !observed.ContainsKey(s.NodeName) && !IsMarker(s)).ToList())
+        foreach (var gone in states.Values.Where(s => s.RetireStep == NodeRetireSteps.Remove && !observed.ContainsKey(s.NodeName) && !InitMarker.Is(s)).ToList())
         {
             if (await apiAccess.GetAsync(db, cluster, ct) is { } access && !await clusterApi.DeleteNodeAsync(access, gone.NodeName, ct))
                 logger.LogWarning("Cluster {Uuid}: the Node object of replaced node {Node} could not be deleted now; the cloud controller manager removes it", cluster.Uuid, gone.NodeName);
             addEvent("Normal", "NodeReplaced", $"node {gone.NodeName} ({gone.RetireReason ?? "upgrade"}) is gone: the deletion of its server was requested");
             await db.NodeCredentials.Where(c => c.ClusterUuid == cluster.Uuid && c.NodeName == gone.NodeName).ExecuteDeleteAsync(ct);
-            if (gone.Role == NodeRoles.Init)
-            {
-                gone.NodeName = $"{gone.NodeName}~retired-{now.ToUnixTimeMilliseconds()}";
-                gone.RetireStep = null;
-                gone.ServingCertificateExpiresAt = gone.ControlPlaneCertificatesExpireAt = null;
-            }
+            if (gone.Role == NodeRoles.Init) InitMarker.Keep(gone, now);
             else db.NodeStates.Remove(gone);
             progressed = true;
         }
@@ -149,19 +145,19 @@ public sealed class NodeReplacer(
         {
             var revision = revisionOf(ng);
             var version = versionOf(ng);
-            var nodes = states.Values.Where(s => s.NodeGroup == ng.Name && !IsMarker(s) && observed.ContainsKey(s.NodeName)).OrderBy(s => NameIndex(s.NodeName)).ToList();
+            var nodes = states.Values.Where(s => s.NodeGroup == ng.Name && !InitMarker.Is(s) && observed.ContainsKey(s.NodeName)).OrderBy(s => NameIndex(s.NodeName)).ToList();
             foreach (var s in nodes.Where(s => s.Revision is null))
             {
                 // Nodes made before revisions were recorded run what their nodegroup last completed.
                 s.KubernetesVersion ??= ng.Version ?? version;
-                s.Revision = Revision(s.KubernetesVersion, ng.ImageId ?? revision[(revision.IndexOf('|') + 1)..]);
+                s.Revision = Revision(s.KubernetesVersion, ImageOf(revision));
             }
             // A node serves when its server is ACTIVE, it reported Ready (mode "reports") and healing did not pick it for being unhealthy.
             bool Serving(NodeBootstrapState s) => observed[s.NodeName].Status == "ACTIVE" && (!reports || (s.Phase == NodePhases.Ready && !s.Failed))
                 && !IsHealing(s);
             bool Joined(NodeBootstrapState s) => Serving(s) && (!reports || s.KubeletVersion == s.KubernetesVersion);
             var outdated = nodes.Where(s => s.RetireStep != NodeRetireSteps.Remove && IsOutdated(s, revision)).ToList();
-            var removing = states.Values.Where(s => s.NodeGroup == ng.Name && s.RetireStep == NodeRetireSteps.Remove && !IsMarker(s)).ToList();
+            var removing = states.Values.Where(s => s.NodeGroup == ng.Name && s.RetireStep == NodeRetireSteps.Remove && !InitMarker.Is(s)).ToList();
             var fresh = nodes.Where(s => !IsOutdated(s, revision)).ToList();
             var joining = fresh.Where(s => !Joined(s)).ToList();
             if (outdated.Count == 0 && removing.Count == 0 && joining.Count == 0 && fresh.Count == ng.NodeCount) continue;

@@ -330,6 +330,26 @@ public static class NodeRetireSteps
     public const string Remove = "remove";
 }
 
+/// <summary>
+/// The record of a replaced first control-plane node, kept under a new name as the mark that the cluster was
+/// initialised: no later server runs kubeadm init, and a new server may take the old name (it joins).
+/// </summary>
+public static class InitMarker
+{
+    /// <summary>What a kept record's name contains (also usable in queries).</summary>
+    public const string Infix = "~retired-";
+
+    public static bool Is(NodeBootstrapState s) => s.NodeName.Contains(Infix, StringComparison.Ordinal);
+
+    /// <summary>Renames the record of a first control-plane node whose server is gone or whose name a new server takes.</summary>
+    public static void Keep(NodeBootstrapState s, DateTimeOffset now)
+    {
+        s.NodeName = $"{s.NodeName}{Infix}{now.ToUnixTimeMilliseconds()}";
+        s.RetireStep = null;
+        s.ServingCertificateExpiresAt = s.ControlPlaneCertificatesExpireAt = null;
+    }
+}
+
 /// <summary>A node's kubeadm role (<see cref="NodeBootstrapState.Role"/>).</summary>
 public static class NodeRoles
 {

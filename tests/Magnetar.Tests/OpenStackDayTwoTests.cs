@@ -28,25 +28,14 @@ public sealed class OpenStackDayTwoTests
     [OpenStackFact]
     public async Task Upgrade_replaces_every_server_and_auto_healing_replaces_broken_workers_only_where_enabled()
     {
-        var env = OpenStackEnv.Load();
         var log = new LogCapture();
-        var host = await TestHost.StartAsync(Db.Sqlite, settings: new()
+        var (host, env) = await StartAsync(settings: new()
         {
-            ["Magnetar:Identity:Mode"] = "keystone",
-            ["Magnetar:Identity:Keystone:AuthUrl"] = env["KEYSTONE_URL"],
-            ["Magnetar:Identity:Keystone:Username"] = env["SERVICE_USER"],
-            ["Magnetar:Identity:Keystone:Password"] = env["SERVICE_PASSWORD"],
-            ["Magnetar:Identity:Keystone:ProjectName"] = env["SERVICE_PROJECT"],
-            ["Magnetar:Cloud:Provider"] = "openstack",
-            ["Magnetar:Bootstrap:NodeReadiness"] = "cloud",
             // No Kubernetes runs on the all-in-one: health comes from the cloud, drains are skipped.
             ["Magnetar:Conductor:ReachClusterApis"] = "false",
-            ["Magnetar:Conductor:PollIntervalMs"] = "200",
-            ["Magnetar:Conductor:LeaseSeconds"] = "120",
             ["Magnetar:Health:IntervalSeconds"] = "2",
             ["Magnetar:Health:UnhealthySeconds"] = "4",
             ["Magnetar:Health:HealIntervalSeconds"] = "1",
-            ["Logging:LogLevel:Magnetar"] = "Information",
         }, services: s => s.AddSingleton<ILoggerProvider>(log));
         await using var _ = host;
         var c = await TenantAsync(host, env);

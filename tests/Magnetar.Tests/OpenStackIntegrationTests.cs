@@ -92,10 +92,12 @@ public sealed record OpenStackTenantView(KeystoneSession Session, ComputeClient 
 [Trait("Category", "Integration")]
 public sealed class OpenStackIntegrationTests
 {
-    internal static async Task<(TestHost Host, Dictionary<string, string> Env)> StartAsync(CloudFaults? faults = null)
+    /// <param name="settings">added to (or overriding) the keystone-mode OpenStack settings below</param>
+    internal static async Task<(TestHost Host, Dictionary<string, string> Env)> StartAsync(CloudFaults? faults = null,
+        Dictionary<string, string?>? settings = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var env = OpenStackEnv.Load();
-        var host = await TestHost.StartAsync(Db.Sqlite, settings: new()
+        var all = new Dictionary<string, string?>
         {
             ["Magnetar:Identity:Mode"] = "keystone",
             ["Magnetar:Identity:Keystone:AuthUrl"] = env["KEYSTONE_URL"],
@@ -108,7 +110,13 @@ public sealed class OpenStackIntegrationTests
             ["Magnetar:Conductor:PollIntervalMs"] = "200",
             ["Magnetar:Conductor:LeaseSeconds"] = "120", // a pass over a real cloud takes seconds, not the simulated cloud's milliseconds
             ["Logging:LogLevel:Magnetar"] = "Information",
-        }, services: faults is null ? null : faults.AddTo);
+        };
+        foreach (var (k, v) in settings ?? []) all[k] = v;
+        var host = await TestHost.StartAsync(Db.Sqlite, settings: all, services: faults is null && services is null ? null : s =>
+        {
+            faults?.AddTo(s);
+            services?.Invoke(s);
+        });
         return (host, env);
     }
 
