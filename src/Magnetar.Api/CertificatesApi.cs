@@ -10,7 +10,8 @@ using Microsoft.EntityFrameworkCore;
 namespace Magnetar.Api;
 
 /// <summary>
-/// /v1/certificates: the cluster CA, CSR signing and CA rotation (1.5+).
+/// /v1/certificates: the cluster CA, CSR signing and CA rotation (served from 1.1, as Magnum 15 does, though its
+/// API-version history documents rotation at 1.5).
 /// Unlike Magnum, the issued certificate's subject is decided here, not copied from the CSR: the cluster's
 /// creator and project admins get <c>O=system:masters</c> (cluster-admin); other project members get a
 /// certificate naming them and their project (<c>O=magnetar:project:&lt;id&gt;</c>) with no rights until an RBAC
@@ -21,9 +22,9 @@ public static class CertificatesApi
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/certificates");
-        g.MapGet("/{cluster}", Show);
-        g.MapPost("", Sign);
-        g.MapPatch("/{cluster}", Rotate);
+        g.MapGet("/{cluster}", Show).Magnum("get_one");
+        g.MapPost("", Sign).Magnum("post");
+        g.MapPatch("/{cluster}", Rotate).Magnum("patch");
     }
 
     public static IReadOnlyList<string> GroupsFor(AuthContext caller, Cluster cluster)
@@ -74,7 +75,6 @@ public static class CertificatesApi
     /// </summary>
     private static async Task<IResult> Rotate(ApiContext ctx, IClusterCertificates certs, string cluster, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 5));
         var caller = Policy.Member(ctx.Http, "certificate:rotate_ca");
         var c = await ctx.FindClusterAsync(caller, cluster, track: true, ct);
         var tlsDisabled = await ctx.Db.ClusterTemplates.Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.TlsDisabled).FirstOrDefaultAsync(ct);

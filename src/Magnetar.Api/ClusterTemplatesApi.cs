@@ -19,12 +19,12 @@ public static class ClusterTemplatesApi
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/clustertemplates");
-        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, "clustertemplates", ct));
-        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, "clustertemplates/detail", ct));
-        g.MapGet("/{ident}", Show);
-        g.MapPost("", Create);
-        g.MapPatch("/{ident}", Update);
-        g.MapDelete("/{ident}", Delete);
+        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, "clustertemplates", ct)).Magnum("get_all");
+        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, "clustertemplates/detail", ct)).Magnum("detail");
+        g.MapGet("/{ident}", Show).Magnum("get_one");
+        g.MapPost("", Create).Magnum("post");
+        g.MapPatch("/{ident}", Update).Magnum("patch");
+        g.MapDelete("/{ident}", Delete).Magnum("delete");
     }
 
     private static async Task<IResult> List(ApiContext ctx, string path, CancellationToken ct)
@@ -138,7 +138,7 @@ public static class ClusterTemplatesApi
         t.ExternalNetworkId = S("external_network_id");
         t.FixedNetwork = S("fixed_network");
         t.FixedSubnet = S("fixed_subnet");
-        t.NetworkDriver = S("network_driver");
+        t.NetworkDriver = S("network_driver") ?? ClusterDefaults.NetworkDriver; // Magnum: _enforce_network_driver_types
         t.ApiserverPort = I("apiserver_port");
         t.DockerVolumeSize = I("docker_volume_size");
         t.ClusterDistro = S("cluster_distro");

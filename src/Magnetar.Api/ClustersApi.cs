@@ -29,14 +29,14 @@ public static class ClustersApi
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/clusters");
-        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: false, ct));
-        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: true, ct));
-        g.MapGet("/{ident}", Show);
-        g.MapPost("", Create);
-        g.MapPatch("/{ident}", Update);
-        g.MapDelete("/{ident}", Delete);
-        g.MapPost("/{ident}/actions/resize", Resize);
-        g.MapPost("/{ident}/actions/upgrade", Upgrade);
+        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: false, ct)).Magnum("get_all");
+        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: true, ct)).Magnum("detail");
+        g.MapGet("/{ident}", Show).Magnum("get_one");
+        g.MapPost("", Create).Magnum("post");
+        g.MapPatch("/{ident}", Update).Magnum("patch");
+        g.MapDelete("/{ident}", Delete).Magnum("delete");
+        g.MapPost("/{ident}/actions/resize", Resize).Magnum("resize", new ApiVersion(1, 7));
+        g.MapPost("/{ident}/actions/upgrade", Upgrade).Magnum("upgrade", new ApiVersion(1, 7));
     }
 
     private static async Task<IResult> List(ApiContext ctx, bool expand, CancellationToken ct)
@@ -117,7 +117,10 @@ public static class ClustersApi
 
         // As Magnum (validate_os_resources with the template and the cluster's overrides): the template's image and
         // external network may have been deleted since the template was made.
-        await ctx.ValidateCloudReferencesAsync(string.IsNullOrEmpty(template.ImageId) ? null : template.ImageId, [S("flavor_id") ?? template.FlavorId, S("master_flavor_id") ?? template.MasterFlavorId],
+        // Flavors neither the request nor the template name are the default the cluster gets, shown as such.
+        var flavor = S("flavor_id") ?? template.FlavorId ?? ClusterDefaults.Flavor;
+        var masterFlavor = S("master_flavor_id") ?? template.MasterFlavorId ?? ClusterDefaults.Flavor;
+        await ctx.ValidateCloudReferencesAsync(string.IsNullOrEmpty(template.ImageId) ? null : template.ImageId, [flavor, masterFlavor],
             template.ExternalNetworkId, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
 
         var name = S("name") ?? ResourceNames.Generate("cluster");
@@ -135,8 +138,8 @@ public static class ClustersApi
             Keypair = S("keypair") ?? template.KeypairId,
             DockerVolumeSize = I("docker_volume_size") ?? template.DockerVolumeSize,
             Labels = labels,
-            MasterFlavorId = S("master_flavor_id") ?? template.MasterFlavorId,
-            FlavorId = S("flavor_id") ?? template.FlavorId,
+            MasterFlavorId = masterFlavor,
+            FlavorId = flavor,
             CreateTimeout = I("create_timeout") ?? 60,
             FixedNetwork = S("fixed_network") ?? template.FixedNetwork,
             FixedSubnet = S("fixed_subnet") ?? template.FixedSubnet,
@@ -297,7 +300,6 @@ public static class ClustersApi
 
     private static async Task<IResult> Resize(ApiContext ctx, string ident, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 7));
         var caller = Policy.Member(ctx.Http, "cluster:resize");
         var version = ApiVersion.Of(ctx.Http);
         var cluster = await ctx.FindClusterAsync(caller, ident, track: true, ct);
@@ -335,7 +337,6 @@ public static class ClustersApi
     /// </summary>
     private static async Task<IResult> Upgrade(ApiContext ctx, string ident, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 7));
         if (ApiVersion.Of(ctx.Http) < new ApiVersion(1, 8))
             throw MagnumError.BadRequest("Cluster upgrade is not supported in the provided microversion.");
         var caller = Policy.Member(ctx.Http, "cluster:upgrade");

@@ -29,7 +29,7 @@ public static class MagnumApi
     {
         app.MapGet("/", (ApiContext ctx) => Results.Json(Root(ctx.BaseUrl)));
         var v1 = app.MapGroup("/v1");
-        v1.MapGet("", (ApiContext ctx) => Results.Json(V1(ctx.BaseUrl)));
+        v1.MapGet("", (ApiContext ctx) => Results.Json(V1(ctx.BaseUrl))).Magnum("get");
         ClusterTemplatesApi.Map(v1);
         ClustersApi.Map(v1);
         NodeGroupsApi.Map(v1);

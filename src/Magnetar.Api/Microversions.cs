@@ -1,4 +1,5 @@
 using Magnetar.Domain;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
 namespace Magnetar.Api;
@@ -22,12 +23,44 @@ public readonly record struct ApiVersion(int Major, int Minor) : IComparable<Api
 
     public static ApiVersion Of(HttpContext http) => http.Items[typeof(ApiVersion)] is ApiVersion v ? v : Min;
 
-    /// <summary>Refuses a call made with a microversion older than the one that introduced it (Magnum answers 406 too).</summary>
-    public static void Require(HttpContext http, ApiVersion minimum)
+    /// <summary>
+    /// Refuses a call made in a microversion that Magnum 15 does not serve it in: 406 with the message of Magnum's
+    /// versioned-method dispatch (<c>magnum/api/controllers/base.py</c>, <c>version_select</c>), which names the
+    /// controller method (<c>get_all</c>, <c>post</c>, <c>resize</c>…).
+    /// </summary>
+    public static void Require(HttpContext http, ApiVersion minimum, string magnumMethod)
     {
         var v = Of(http);
         if (v < minimum)
-            throw new MagnumError(406, $"The requested version {v} does not support this call: it needs {Service} {minimum} or later.");
+            throw new MagnumError(406, $"Version {v} was requested but the requested API {magnumMethod} is not supported for this version.");
+    }
+}
+
+/// <summary>
+/// Endpoint metadata: the oldest microversion in which Magnum 15 serves this call, as its controllers'
+/// <c>@base.Controller.api_version</c> decorators say (calls without one are served from 1.1, whatever Magnum's
+/// API-version history documents), and the name of Magnum's controller method, which its 406 message carries.
+/// </summary>
+public sealed record MagnumCall(string Method, ApiVersion Since);
+
+public static class MagnumCallExtensions
+{
+    /// <summary>
+    /// Marks an endpoint with Magnum's method name and, when it was introduced after 1.1, refuses older
+    /// microversions before the handler runs (Magnum picks the method by version before any policy check).
+    /// Every /v1 endpoint carries this metadata; the route-table test checks it against Magnum's source.
+    /// </summary>
+    public static RouteHandlerBuilder Magnum(this RouteHandlerBuilder endpoint, string method, ApiVersion? since = null)
+    {
+        var call = new MagnumCall(method, since ?? ApiVersion.Min);
+        endpoint.WithMetadata(call);
+        if (call.Since > ApiVersion.Min)
+            endpoint.AddEndpointFilter(async (ctx, next) =>
+            {
+                ApiVersion.Require(ctx.HttpContext, call.Since, call.Method);
+                return await next(ctx);
+            });
+        return endpoint;
     }
 }
 

@@ -12,12 +12,15 @@ public static class NodeGroupsApi
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/clusters/{cluster}/nodegroups");
-        g.MapGet("", List);
-        g.MapGet("/{ident}", Show);
-        g.MapPost("", Create);
-        g.MapPatch("/{ident}", Update);
-        g.MapDelete("/{ident}", Delete);
+        g.MapGet("", List).Magnum("get_all", V1_9);
+        g.MapGet("/{ident}", Show).Magnum("get_one", V1_9);
+        g.MapPost("", Create).Magnum("post", V1_9);
+        g.MapPatch("/{ident}", Update).Magnum("patch", V1_9);
+        g.MapDelete("/{ident}", Delete).Magnum("delete", V1_9);
     }
+
+    /// <summary>Magnum 15 serves nodegroups from 1.9 (its controller's api_version decorators).</summary>
+    private static readonly ApiVersion V1_9 = new(1, 9);
 
     public static NodeGroup FindIn(Cluster c, string ident)
     {
@@ -29,7 +32,6 @@ public static class NodeGroupsApi
 
     private static async Task<IResult> List(ApiContext ctx, string cluster, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Reader(ctx.Http, "nodegroup:get_all");
         var c = await ctx.FindClusterAsync(caller, cluster, track: false, ct);
         var page = PageRequest.From(ctx.Http.Request, new Dictionary<string, string> { ["id"] = "Id", ["name"] = "Name", ["uuid"] = "Uuid", ["node_count"] = "NodeCount", ["role"] = "Role", ["created_at"] = "CreatedAt" });
@@ -60,7 +62,6 @@ public static class NodeGroupsApi
 
     private static async Task<IResult> Show(ApiContext ctx, string cluster, string ident, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Reader(ctx.Http, "nodegroup:get");
         var c = await ctx.FindClusterAsync(caller, cluster, track: false, ct);
         return Results.Json(Views.NodeGroup(FindIn(c, ident), c, ctx.BaseUrl, expand: true));
@@ -68,7 +69,6 @@ public static class NodeGroupsApi
 
     private static async Task<IResult> Create(ApiContext ctx, string cluster, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Member(ctx.Http, "nodegroup:create");
         var c = await ctx.FindClusterAsync(caller, cluster, track: true, ct);
         var v = Schemas.NodeGroup.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
@@ -106,7 +106,6 @@ public static class NodeGroupsApi
 
     private static async Task<IResult> Update(ApiContext ctx, string cluster, string ident, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Member(ctx.Http, "nodegroup:update");
         var patch = await BodyReader.ReadAsync(ctx.Http.Request, ct);
         JsonPatch.EnsureWellFormed(patch);
@@ -127,7 +126,6 @@ public static class NodeGroupsApi
 
     private static async Task<IResult> Delete(ApiContext ctx, string cluster, string ident, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 9));
         var caller = Policy.Member(ctx.Http, "nodegroup:delete");
         var c = await ctx.FindClusterAsync(caller, cluster, track: true, ct);
         var ng = FindIn(c, ident);

@@ -7,25 +7,27 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Api;
 
-/// <summary>/v1/quotas (1.6+), /v1/stats (1.4+) and /v1/mservices.</summary>
+/// <summary>
+/// /v1/quotas, /v1/stats and /v1/mservices, served from 1.1 as Magnum 15 serves them (its quota and stats controllers
+/// carry no api_version decorator, though its API-version history documents quotas at 1.6 and stats at 1.4).
+/// </summary>
 public static class QuotasApi
 {
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/quotas");
-        g.MapGet("", List);
-        g.MapGet("/detail", List);
-        g.MapGet("/{projectId}/{resource}", Show);
-        g.MapPost("", Create);
-        g.MapPatch("/{projectId}/{resource}", Update);
-        g.MapDelete("/{projectId}/{resource}", Delete);
-        v1.MapGet("/stats", Stats);
-        v1.MapGet("/mservices", Services);
+        g.MapGet("", List).Magnum("get_all");
+        g.MapGet("/detail", List).Magnum("get_all");
+        g.MapGet("/{projectId}/{resource}", Show).Magnum("get_one");
+        g.MapPost("", Create).Magnum("post");
+        g.MapPatch("/{projectId}/{resource}", Update).Magnum("patch");
+        g.MapDelete("/{projectId}/{resource}", Delete).Magnum("delete");
+        v1.MapGet("/stats", Stats).Magnum("get_all");
+        v1.MapGet("/mservices", Services).Magnum("get_all");
     }
 
     private static async Task<IResult> List(ApiContext ctx, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 6));
         var caller = Policy.Admin(ctx.Http, "quota:get_all");
         var page = PageRequest.From(ctx.Http.Request, new Dictionary<string, string> { ["id"] = "Id", ["project_id"] = "ProjectId", ["hard_limit"] = "HardLimit", ["resource"] = "Resource" });
         var allTenants = Schema.ParseBool(JsonValue.Create(ctx.Http.Request.Query["all_tenants"].ToString())) ?? false;
@@ -46,7 +48,6 @@ public static class QuotasApi
 
     private static async Task<IResult> Show(ApiContext ctx, string projectId, string resource, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 6));
         var caller = Policy.Reader(ctx.Http, "quota:get");
         if (!caller.IsAdmin && projectId != caller.ProjectId) throw MagnumError.NotAuthorized();
         var quota = await ctx.Db.Quotas.AsNoTracking().FirstOrDefaultAsync(x => x.ProjectId == projectId && x.Resource == resource, ct);
@@ -57,7 +58,6 @@ public static class QuotasApi
 
     private static async Task<IResult> Create(ApiContext ctx, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 6));
         Policy.Admin(ctx.Http, "quota:create");
         var v = Schemas.Quota.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
         var projectId = v.GetValueOrDefault("project_id") as string;
@@ -74,7 +74,6 @@ public static class QuotasApi
 
     private static async Task<IResult> Update(ApiContext ctx, string projectId, string resource, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 6));
         Policy.Admin(ctx.Http, "quota:update");
         var v = Schemas.Quota.Validate(await BodyReader.ReadObjectAsync(ctx.Http.Request, ct));
         var quota = await ctx.Db.Quotas.FirstOrDefaultAsync(x => x.ProjectId == projectId && x.Resource == resource, ct)
@@ -87,7 +86,6 @@ public static class QuotasApi
 
     private static async Task<IResult> Delete(ApiContext ctx, string projectId, string resource, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 6));
         Policy.Admin(ctx.Http, "quota:delete");
         var deleted = await ctx.Db.Quotas.Where(x => x.ProjectId == projectId && x.Resource == resource).ExecuteDeleteAsync(ct);
         if (deleted == 0) throw MagnumError.NotFound($"Quota could not be found: project_id {projectId}, resource {resource}");
@@ -96,7 +94,6 @@ public static class QuotasApi
 
     private static async Task<IResult> Stats(ApiContext ctx, CancellationToken ct)
     {
-        ApiVersion.Require(ctx.Http, new ApiVersion(1, 4));
         var caller = Policy.Reader(ctx.Http, "stats:get_all");
         var type = ctx.Http.Request.Query["type"].ToString();
         if (!string.IsNullOrEmpty(type) && !type.Equals("cluster", StringComparison.OrdinalIgnoreCase))

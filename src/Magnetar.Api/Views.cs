@@ -45,7 +45,7 @@ public static class Views
         ["external_network_id"] = t.ExternalNetworkId,
         ["fixed_network"] = t.FixedNetwork,
         ["fixed_subnet"] = t.FixedSubnet,
-        ["network_driver"] = t.NetworkDriver,
+        ["network_driver"] = t.NetworkDriver ?? ClusterDefaults.NetworkDriver, // rows made before the default was filled in
         ["apiserver_port"] = t.ApiserverPort,
         ["docker_volume_size"] = t.DockerVolumeSize,
         ["cluster_distro"] = t.ClusterDistro,

@@ -101,14 +101,14 @@ public sealed class ClusterReconciler(
         var knownNodes = await db.NodeStates.AsNoTracking().Where(s => s.ClusterUuid == cluster.Uuid).ToListAsync(ct);
         var controlPlaneHeld = await replacer.PrepareControlPlaneAsync(db, cluster, knownNodes, VersionOf, ct);
         var plans = NodeReplacer.Plan(cluster, knownNodes, RevisionOf, holdControlPlane: controlPlaneHeld is not null);
-        var networkDriver = template.NetworkDriver ?? "calico";
+        var networkDriver = template.NetworkDriver ?? ClusterDefaults.NetworkDriver;
         var spec = new ClusterSpec(
             cluster.Uuid, cluster.Name, cluster.ProjectId, version, template.ImageId, cluster.Keypair,
             template.ExternalNetworkId, cluster.FixedNetwork, cluster.FixedSubnet, networkDriver,
             cluster.MasterLbEnabled, cluster.FloatingIpEnabled, cluster.DockerVolumeSize, cluster.Labels,
             cluster.NodeGroups.OrderBy(n => n.Id).Select(n => new NodeGroupSpec(
                 n.Name, n.Role,
-                n.FlavorId ?? (n.Role == NodeGroupRoles.Master ? cluster.MasterFlavorId : cluster.FlavorId) ?? "m1.small",
+                n.FlavorId ?? (n.Role == NodeGroupRoles.Master ? cluster.MasterFlavorId : cluster.FlavorId) ?? ClusterDefaults.Flavor,
                 n.ImageId ?? template.ImageId,
                 plans[n.Name].CloudCount, n.NodesToRemove, n.DeleteRequested,
                 (nodeName, token) => bootstrapper.RenderUserDataAsync(cluster, n, nodeName, VersionOf(n), RevisionOf(n), token))

@@ -297,7 +297,7 @@ public sealed partial class NodeBootstrapper(
     private async Task<byte[]> BuildBundleAsync(MagnetarDbContext db, Cluster cluster, NodeBootstrapState state, Uri api, DateTimeOffset now, CancellationToken ct)
     {
         var template = await db.ClusterTemplates.AsNoTracking().FirstOrDefaultAsync(t => t.Uuid == cluster.ClusterTemplateId, ct);
-        var networkDriver = template?.NetworkDriver ?? "calico";
+        var networkDriver = template?.NetworkDriver ?? ClusterDefaults.NetworkDriver;
         var labels = cluster.Labels;
         // The version the node's server was made for (during an upgrade the cluster's label is already the new one).
         var version = state.KubernetesVersion ?? Labels.KubernetesVersion(labels, conductorOptions.DefaultKubernetesVersion);

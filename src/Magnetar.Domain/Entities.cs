@@ -151,6 +151,17 @@ public sealed class NodeGroup
     public DateTimeOffset? UpdatedAt { get; set; }
 }
 
+/// <summary>
+/// What a cluster gets when neither its request nor its template says, filled in at create so that the API shows
+/// what the cluster really gets. Magnum fills a template's network_driver from kubernetes_default_network_driver
+/// (flannel there; Calico here) and leaves flavors empty for its Heat templates' default, m1.small.
+/// </summary>
+public static class ClusterDefaults
+{
+    public const string NetworkDriver = "calico";
+    public const string Flavor = "m1.small";
+}
+
 public static class NodeGroupRoles
 {
     public const string Master = "master";

@@ -18,6 +18,21 @@ public abstract class HostFixture(Db db) : IAsyncLifetime
     {
         if (Host is not null) await Host.DisposeAsync();
     }
+
+    private readonly Dictionary<string, object> _shared = new();
+    private readonly SemaphoreSlim _sharedLock = new(1, 1);
+
+    /// <summary>Something the tests of one class make once and share (a template and a cluster for many theory rows).</summary>
+    public async Task<T> SharedAsync<T>(string key, Func<Task<T>> make) where T : notnull
+    {
+        await _sharedLock.WaitAsync();
+        try
+        {
+            if (!_shared.TryGetValue(key, out var value)) _shared[key] = value = await make();
+            return (T)value;
+        }
+        finally { _sharedLock.Release(); }
+    }
 }
 
 public sealed class SqliteHostFixture() : HostFixture(Db.Sqlite);
