@@ -65,6 +65,9 @@ func checkComplete(c *check, cl *clusters.Cluster, nodes int) {
 	c.eq("node_count", cl.NodeCount, nodes)
 	c.eq("len(master_addresses)", len(cl.MasterAddresses), 1)
 	c.eq("len(node_addresses)", len(cl.NodeAddresses), nodes)
+	c.eq("health_status", cl.HealthStatus, "HEALTHY")
+	c.truth(len(cl.HealthStatusReason) > 0, "health_status_reason is empty")
+	c.truth(len(cl.Faults) == 0, "faults = %v", cl.Faults)
 }
 
 func testClusters(e *env, tmpl *clustertemplates.ClusterTemplate) (string, []string) {

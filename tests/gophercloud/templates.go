@@ -26,6 +26,7 @@ func checkTemplate(c *check, e *env, t *clustertemplates.ClusterTemplate, name s
 	c.eq("master_flavor_id", t.MasterFlavorID, flavorID)
 	c.eq("external_network_id", t.ExternalNetworkID, extNet)
 	c.eq("network_driver", t.NetworkDriver, "calico")
+	c.eq("cluster_distro (the image's os_distro)", t.ClusterDistro, "fedora-coreos")
 	c.eq("docker_volume_size", t.DockerVolumeSize, 10)
 	c.eq("server_type", t.ServerType, "vm")
 	c.eq("labels", t.Labels, map[string]string{"gophercloud": "yes"})
