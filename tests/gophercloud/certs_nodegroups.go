@@ -98,6 +98,20 @@ func testCertificates(e *env, cluster string) {
 	}
 	c.done()
 
+	c = newCheck("certificates.Create for an unknown cluster: 400 (Magnum's Certificate.cluster_uuid setter turns the 404 into a 400)")
+	if csr := newCSR(c, "nobody"); csr != "" {
+		if _, err := certificates.Create(e.demo, certificates.CreateOpts{ClusterUUID: "00000000-0000-4000-8000-000000000000", CSR: csr}).Extract(); !is400(err) {
+			c.failf("got %v, want 400", err)
+		}
+	}
+	c.done()
+
+	c = newCheck("certificates.Get for an unknown cluster: 404")
+	if _, err := certificates.Get(e.demo, "00000000-0000-4000-8000-000000000000").Extract(); !is404(err) {
+		c.failf("got %v, want 404", err)
+	}
+	c.done()
+
 	c = newCheck("certificates.Update (CA rotation): 202, UPDATE_IN_PROGRESS, then UPDATE_COMPLETE with a new CA")
 	if !c.err("Update", certificates.Update(e.demo, cluster).ExtractErr()) {
 		if cl, ok := waitStatus(c, e.demo, cluster, "UPDATE_COMPLETE"); ok {
