@@ -151,23 +151,13 @@ func checkNodeGroupSummary(c *check, ng *nodegroups.NodeGroup) {
 }
 
 func waitNodeGroup(c *check, client *gophercloud.ServiceClient, cluster, id, want string) (*nodegroups.NodeGroup, bool) {
-	var last *nodegroups.NodeGroup
-	err := waitFor(90*time.Second, func() (bool, error) {
+	return waitSettled(c, want, func() (*nodegroups.NodeGroup, string, string, error) {
 		ng, err := nodegroups.Get(client, cluster, id).Extract()
 		if err != nil {
-			return false, err
+			return nil, "", "", err
 		}
-		last = ng
-		return !strings.HasSuffix(ng.Status, "_IN_PROGRESS"), nil
+		return ng, ng.Status, ng.StatusReason, nil
 	})
-	if c.err("waiting for "+want, err) {
-		return last, false
-	}
-	if last.Status != want {
-		c.failf("status %s (%s), want %s", last.Status, last.StatusReason, want)
-		return last, false
-	}
-	return last, true
 }
 
 func testNodeGroups(e *env, cluster string) {

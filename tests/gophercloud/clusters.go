@@ -15,20 +15,33 @@ const extraClusters = 2 // more clusters, for pagination with limit 2
 
 // waitStatus polls clusters.Get until the cluster leaves *_IN_PROGRESS; it returns the cluster and whether it has want.
 func waitStatus(c *check, client *gophercloud.ServiceClient, id, want string) (*clusters.Cluster, bool) {
-	var last *clusters.Cluster
-	err := waitFor(90*time.Second, func() (bool, error) {
+	return waitSettled(c, want, func() (*clusters.Cluster, string, string, error) {
 		cl, err := clusters.Get(client, id).Extract()
+		if err != nil {
+			return nil, "", "", err
+		}
+		return cl, cl.Status, cl.StatusReason, nil
+	})
+}
+
+// waitSettled polls get until the status it reports leaves *_IN_PROGRESS; it returns the last object and whether the
+// status is want.
+func waitSettled[T any](c *check, want string, get func() (T, string, string, error)) (T, bool) {
+	var last T
+	var status, reason string
+	err := waitFor(90*time.Second, func() (bool, error) {
+		obj, st, why, err := get()
 		if err != nil {
 			return false, err
 		}
-		last = cl
-		return !strings.HasSuffix(cl.Status, "_IN_PROGRESS"), nil
+		last, status, reason = obj, st, why
+		return !strings.HasSuffix(st, "_IN_PROGRESS"), nil
 	})
 	if c.err("waiting for "+want, err) {
 		return last, false
 	}
-	if last.Status != want {
-		c.failf("status %s (%s), want %s", last.Status, last.StatusReason, want)
+	if status != want {
+		c.failf("status %s (%s), want %s", status, reason, want)
 		return last, false
 	}
 	return last, true
