@@ -212,6 +212,19 @@ public sealed class StandaloneCloudEndpointTests(CliIdentityFixture server) : IC
         Assert.Equal(Id("flavor", "m1.small"), workers[0]!["flavor"]!["id"]!.GetValue<string>()); // 2.1: the flavor by id
         Assert.Equal(Id("flavor", "m1.medium"), servers.Single(s => s!["name"]!.GetValue<string>() == stackName + "-master-0")!["flavor"]!["id"]!.GetValue<string>());
 
+        // another nodegroup's servers, even one named like "node…", are not taken for default workers
+        await demo.PostJson($"/v1/clusters/{uuid}/nodegroups", """{"name": "nodes-extra", "node_count": 1}""").ExpectAsync(202);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while ((await demo.GetAsync($"/v1/clusters/{uuid}/nodegroups/nodes-extra").ExpectAsync(200))["status"]!.GetValue<string>() != "CREATE_COMPLETE")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "nodegroup nodes-extra did not complete");
+            await Task.Delay(50);
+        }
+        await Clusters.WaitForStatusAsync(demo, uuid, "UPDATE_COMPLETE");
+        servers = (await demo.GetAsync($"/compute/v2.1/servers/detail?name={Uri.EscapeDataString(stackName + "-")}").ExpectAsync(200))["servers"]!.AsArray();
+        Assert.Single(servers, s => s!["name"]!.GetValue<string>() == stackName + "-ng-nodes-extra-0");
+        Assert.Equal(3, servers.Count(s => s!["name"]!.GetValue<string>().StartsWith(stackName + "-node") || s!["name"]!.GetValue<string>().StartsWith(stackName + "-minion")));
+
         // the ids the form offers for nodes_to_remove are the ones Magnum's resize accepts
         var removed = workers[0]!["id"]!.GetValue<string>();
         await demo.PostJson($"/v1/clusters/{uuid}/actions/resize", $$"""{"node_count": 2, "nodes_to_remove": ["{{removed}}"], "nodegroup": "default-worker"}""").ExpectAsync(202);
