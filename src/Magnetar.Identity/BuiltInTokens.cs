@@ -5,8 +5,17 @@ using System.Text.Json;
 
 namespace Magnetar.Identity;
 
-/// <summary>What a built-in token carries. Roles are not in it: they are looked up when the token is validated.</summary>
-public sealed record TokenPayload(string UserId, string? ProjectId, string[] Methods, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string AuditId);
+/// <summary>
+/// What a built-in token carries. Roles are not in it: they are looked up when the token is validated. A token made
+/// from another one (Keystone's token method, e.g. an unscoped token rescoped to a project) keeps its parent's audit
+/// id: its audit_ids are [own, parent's], as Keystone's.
+/// </summary>
+public sealed record TokenPayload(string UserId, string? ProjectId, string[] Methods, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string AuditId,
+    string? ParentAuditId = null)
+{
+    /// <summary>Keystone's audit_ids: the token's own audit id, then (for a token made from a token) its parent's.</summary>
+    public string[] AuditIds => ParentAuditId is null ? [AuditId] : [AuditId, ParentAuditId];
+}
 
 /// <summary>
 /// Fernet-like tokens for the built-in identity: the payload is encrypted and authenticated with AES-256-GCM
@@ -35,11 +44,11 @@ public sealed class BuiltInTokenService
         _key = Convert.FromBase64String(File.ReadAllText(path).Trim());
     }
 
-    public (string Token, TokenPayload Payload) Issue(string userId, string? projectId, string[] methods, DateTimeOffset? expiresAt = null)
+    public (string Token, TokenPayload Payload) Issue(string userId, string? projectId, string[] methods, DateTimeOffset? expiresAt = null, string? parentAuditId = null)
     {
         var now = _time.GetUtcNow();
         var payload = new TokenPayload(userId, projectId, methods, now, expiresAt ?? now + Lifetime,
-            Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_'));
+            Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_'), parentAuditId);
         var plain = JsonSerializer.SerializeToUtf8Bytes(payload);
         var buffer = new byte[1 + 12 + plain.Length + 16];
         buffer[0] = 1; // format version
