@@ -9,6 +9,12 @@ public sealed class ApiOptions
     public string? AuthUrl { get; set; }
     /// <summary>Magnum's [quotas] max_clusters_per_project: the limit for projects without an explicit quota.</summary>
     public int DefaultMaxClustersPerProject { get; set; } = 20;
+    /// <summary>
+    /// Report a stack_id for clusters (the cluster's uuid) and their default nodegroups. Set by the host only in standalone
+    /// mode, where a read-only orchestration endpoint describes each cluster as a stack; elsewhere Magnetar has no Heat
+    /// stack to point at and stack_id stays null.
+    /// </summary>
+    public bool ClusterStacks { get; set; }
     /// <summary>Largest accepted request body, in bytes.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
     /// <summary>Requests per second each project may make on average (a token bucket per project; 0 turns limiting off).</summary>

@@ -56,7 +56,7 @@ public static class ClustersApi
             var ids = items.Select(c => c.ClusterTemplateId).Distinct().ToList();
             var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
                 .ToDictionaryAsync(t => t.Uuid, t => t.Labels, ct);
-            array = new JsonArray(items.Select(c => (JsonNode?)Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false)).ToArray());
+            array = new JsonArray(items.Select(c => (JsonNode?)Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false, ctx.Options.ClusterStacks)).ToArray());
         }
         else
         {
@@ -68,7 +68,7 @@ public static class ClustersApi
                 Masters = c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0,
             }).ToListAsync(ct);
             items = rows.Select(r => r.Cluster).ToList();
-            array = new JsonArray(rows.Select(r => (JsonNode?)Views.ClusterSummary(r.Cluster, r.Nodes, r.Masters, baseUrl)).ToArray());
+            array = new JsonArray(rows.Select(r => (JsonNode?)Views.ClusterSummary(r.Cluster, r.Nodes, r.Masters, baseUrl, ctx.Options.ClusterStacks)).ToArray());
         }
         var body = new JsonObject { ["clusters"] = array };
         var next = page.NextLink(baseUrl, expand ? "clusters/detail" : "clusters", items.Count, items.LastOrDefault()?.Uuid);
@@ -81,7 +81,7 @@ public static class ClustersApi
         var caller = Policy.Reader(ctx.Http, "cluster:get");
         var c = await ctx.FindClusterAsync(caller, ident, track: false, ct);
         var labels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct);
-        return Results.Json(Views.Cluster(c, labels ?? new(), ctx.BaseUrl, withConditions: true));
+        return Results.Json(Views.Cluster(c, labels ?? new(), ctx.BaseUrl, withConditions: true, ctx.Options.ClusterStacks));
     }
 
     private static async Task<IResult> Create(ApiContext ctx, IClusterCertificates certs, CancellationToken ct)

@@ -54,7 +54,7 @@ public static class NodeGroupsApi
             list = list.Skip(idx + 1).ToList();
         }
         list = list.Take(page.Limit).ToList();
-        var body = new JsonObject { ["nodegroups"] = new JsonArray(list.Select(n => (JsonNode?)Views.NodeGroup(n, c, ctx.BaseUrl, expand: false)).ToArray()) };
+        var body = new JsonObject { ["nodegroups"] = new JsonArray(list.Select(n => (JsonNode?)Views.NodeGroup(n, c, ctx.BaseUrl, expand: false, ctx.Options.ClusterStacks)).ToArray()) };
         var next = page.NextLink(ctx.BaseUrl, $"clusters/{c.Uuid}/nodegroups", list.Count, list.LastOrDefault()?.Uuid);
         if (next is not null) body["next"] = next;
         return Results.Json(body);
@@ -64,7 +64,7 @@ public static class NodeGroupsApi
     {
         var caller = Policy.Reader(ctx.Http, "nodegroup:get");
         var c = await ctx.FindClusterAsync(caller, cluster, track: false, ct);
-        return Results.Json(Views.NodeGroup(FindIn(c, ident), c, ctx.BaseUrl, expand: true));
+        return Results.Json(Views.NodeGroup(FindIn(c, ident), c, ctx.BaseUrl, expand: true, ctx.Options.ClusterStacks));
     }
 
     private static async Task<IResult> Create(ApiContext ctx, string cluster, CancellationToken ct)

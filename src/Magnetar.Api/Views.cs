@@ -72,11 +72,14 @@ public static class Views
         ["updated_at"] = Time(t.UpdatedAt),
     };
 
+    /// <summary>Magnum's stack_id: the cluster's uuid where the standalone orchestration endpoint describes clusters as stacks (<see cref="ApiOptions.ClusterStacks"/>), else null.</summary>
+    public static string? StackId(Cluster c, bool clusterStacks) => c.StackId ?? (clusterStacks ? c.Uuid : null);
+
     public static int NodeCount(Cluster c) => c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => n.NodeCount);
     public static int MasterCount(Cluster c) => c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => n.NodeCount);
 
     /// <summary>The list representation (Magnum's expand=False fields).</summary>
-    public static JsonObject ClusterSummary(Cluster c, int nodeCount, int masterCount, string baseUrl) => new()
+    public static JsonObject ClusterSummary(Cluster c, int nodeCount, int masterCount, string baseUrl, bool clusterStacks = false) => new()
     {
         ["uuid"] = c.Uuid,
         ["name"] = c.Name,
@@ -90,12 +93,12 @@ public static class Views
         ["flavor_id"] = c.FlavorId,
         ["create_timeout"] = c.CreateTimeout,
         ["master_count"] = masterCount,
-        ["stack_id"] = c.StackId,
+        ["stack_id"] = StackId(c, clusterStacks),
         ["health_status"] = c.HealthStatus,
         ["links"] = Links(baseUrl, $"clusters/{c.Uuid}"),
     };
 
-    public static JsonObject Cluster(Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions)
+    public static JsonObject Cluster(Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
     {
         var diff = Labels.Compare(templateLabels, c.Labels);
         var o = new JsonObject
@@ -113,7 +116,7 @@ public static class Views
             ["flavor_id"] = c.FlavorId,
             ["create_timeout"] = c.CreateTimeout,
             ["links"] = Links(baseUrl, $"clusters/{c.Uuid}"),
-            ["stack_id"] = c.StackId,
+            ["stack_id"] = StackId(c, clusterStacks),
             ["status"] = c.Status,
             ["status_reason"] = c.StatusReason,
             ["health_status"] = c.HealthStatus,
@@ -152,7 +155,7 @@ public static class Views
         return o;
     }
 
-    public static JsonObject NodeGroup(NodeGroup n, Cluster cluster, string baseUrl, bool expand)
+    public static JsonObject NodeGroup(NodeGroup n, Cluster cluster, string baseUrl, bool expand, bool clusterStacks = false)
     {
         var o = new JsonObject
         {
@@ -164,7 +167,7 @@ public static class Views
             ["is_default"] = n.IsDefault,
             ["image_id"] = n.ImageId,
             ["status"] = n.Status,
-            ["stack_id"] = n.StackId,
+            ["stack_id"] = n.StackId ?? (n.IsDefault ? StackId(cluster, clusterStacks) : null),
         };
         if (!expand) return o;
         var diff = Labels.Compare(cluster.Labels, n.Labels);

@@ -258,12 +258,13 @@ public sealed class SimulatedCloudProvider(
     public Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
     {
         // Magnum's attr_validator messages and codes (ImageNotFound and FlavorNotFound are 400s, KeyPairNotFound a 404).
-        if (r.ImageId is not null && !options.Images.Contains(r.ImageId))
+        // Catalog entries are named by name or by their stable id (SimulatedCatalog), as on a cloud where both resolve.
+        if (r.ImageId is not null && SimulatedCatalog.Resolve(options.Images, SimulatedCatalog.Image, r.ImageId) is null)
             return Task.FromResult<CloudReferenceError?>(new(400, $"Image {r.ImageId} could not be found."));
         foreach (var f in r.FlavorIds)
-            if (!options.Flavors.Contains(f))
+            if (SimulatedCatalog.Resolve(options.Flavors, SimulatedCatalog.Flavor, f) is null)
                 return Task.FromResult<CloudReferenceError?>(new(400, $"Unable to find flavor {f}."));
-        if (r.ExternalNetworkId is not null && !options.ExternalNetworks.Contains(r.ExternalNetworkId))
+        if (r.ExternalNetworkId is not null && SimulatedCatalog.Resolve(options.ExternalNetworks, SimulatedCatalog.Network, r.ExternalNetworkId) is null)
             return Task.FromResult<CloudReferenceError?>(new(400, $"Unable to find external network {r.ExternalNetworkId}."));
         if (r.Keypair is not null && options.Keypairs.Count > 0 && !options.Keypairs.Contains(r.Keypair))
             return Task.FromResult<CloudReferenceError?>(new(404, $"Unable to find keypair {r.Keypair}."));

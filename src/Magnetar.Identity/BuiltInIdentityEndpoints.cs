@@ -13,6 +13,12 @@ namespace Magnetar.Identity;
 /// The subset of Keystone v3 that keystoneauth, python-openstackclient and tempest use, under <c>/identity</c>.
 /// Standalone mode only: production deployments validate tokens against a real Keystone.
 /// </summary>
+/// <summary>Services the built-in catalog lists besides identity and container-infra (the host's standalone cloud endpoints), for a base URL and project.</summary>
+public sealed class BuiltInCatalogEntries(Func<string, string, IEnumerable<(string Type, string Name, string Url)>> entries)
+{
+    public IEnumerable<(string Type, string Name, string Url)> For(string baseUrl, string projectId) => entries(baseUrl, projectId);
+}
+
 public static class BuiltInIdentityEndpoints
 {
     private const string Updated = "2022-09-01T00:00:00Z";
@@ -118,7 +124,7 @@ public static class BuiltInIdentityEndpoints
             var (token, payload) = tokens.Issue(user.Id, project?.Id, issuedMethods.ToArray(), expires, parentAuditId);
             h.Response.Headers["X-Subject-Token"] = token;
             var includeCatalog = !h.Request.Query.ContainsKey("nocatalog");
-            return Results.Json(new JsonObject { ["token"] = TokenBody(store, payload, Base(h), includeCatalog) }, statusCode: 201);
+            return Results.Json(new JsonObject { ["token"] = TokenBody(store, payload, Base(h), includeCatalog, h.RequestServices.GetService<BuiltInCatalogEntries>()) }, statusCode: 201);
         });
 
         app.MapMethods("/identity/v3/auth/tokens", ["GET", "HEAD"], (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
@@ -128,7 +134,7 @@ public static class BuiltInIdentityEndpoints
             if (subject is null) return Error(404, "Not Found", "Could not find token.");
             h.Response.Headers["X-Subject-Token"] = h.Request.Headers["X-Subject-Token"].ToString();
             if (HttpMethods.IsHead(h.Request.Method)) return Results.Ok();
-            return Results.Json(new JsonObject { ["token"] = TokenBody(store, subject, Base(h), !h.Request.Query.ContainsKey("nocatalog")) });
+            return Results.Json(new JsonObject { ["token"] = TokenBody(store, subject, Base(h), !h.Request.Query.ContainsKey("nocatalog"), h.RequestServices.GetService<BuiltInCatalogEntries>()) });
         });
 
         app.MapDelete("/identity/v3/auth/tokens", (HttpContext h, BuiltInTokenService tokens) =>
@@ -141,7 +147,13 @@ public static class BuiltInIdentityEndpoints
         });
 
         app.MapGet("/identity/v3/auth/catalog", (HttpContext h, BuiltInTokenService tokens) =>
-            Caller(h, tokens) is null ? Unauthorized() : Results.Json(new JsonObject { ["catalog"] = Catalog(Base(h)), ["links"] = Self(h) }));
+        {
+            var p = Caller(h, tokens);
+            if (p is null) return Unauthorized();
+            // Keystone: an unscoped token has no catalog (403 "A project-scoped token is required...").
+            if (p.ProjectId is null) return Error(403, "Forbidden", "A project-scoped token is required to produce a service catalog.");
+            return Results.Json(new JsonObject { ["catalog"] = Catalog(Base(h), p.ProjectId, h.RequestServices.GetService<BuiltInCatalogEntries>()), ["links"] = Self(h) });
+        });
 
         app.MapGet("/identity/v3/auth/projects", (HttpContext h, BuiltInIdentityStore store, BuiltInTokenService tokens) =>
         {
@@ -294,7 +306,7 @@ public static class BuiltInIdentityEndpoints
     private static JsonArray ProjectsOf(BuiltInIdentityStore store, string userId)
         => new(store.Projects().Where(x => store.RolesOf(userId, x.Id).Count > 0).Select(x => (JsonNode?)ProjectJson(x)).ToArray());
 
-    private static JsonObject TokenBody(BuiltInIdentityStore store, TokenPayload p, string baseUrl, bool includeCatalog)
+    private static JsonObject TokenBody(BuiltInIdentityStore store, TokenPayload p, string baseUrl, bool includeCatalog, BuiltInCatalogEntries? extra)
     {
         var user = store.FindUser(p.UserId, null)!;
         string T(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
@@ -319,22 +331,25 @@ public static class BuiltInIdentityEndpoints
             };
             token["is_domain"] = false;
             token["roles"] = new JsonArray(store.RolesOf(user.Id, project.Id).Select(r => (JsonNode?)new JsonObject { ["id"] = r, ["name"] = r }).ToArray());
-            if (includeCatalog) token["catalog"] = Catalog(baseUrl);
+            if (includeCatalog) token["catalog"] = Catalog(baseUrl, project.Id, extra);
         }
         return token;
     }
 
-    private static JsonArray Catalog(string baseUrl)
+    private static JsonArray Catalog(string baseUrl, string projectId, BuiltInCatalogEntries? extra)
     {
         JsonArray Endpoints(string url) => new(new[] { "public", "internal", "admin" }.Select(i => (JsonNode?)new JsonObject
         {
             ["id"] = $"{i}-{url.GetHashCode():x}", ["interface"] = i, ["region"] = "RegionOne", ["region_id"] = "RegionOne", ["url"] = url,
         }).ToArray());
-        return
+        JsonArray catalog =
         [
             new JsonObject { ["id"] = "identity", ["type"] = "identity", ["name"] = "keystone", ["endpoints"] = Endpoints($"{baseUrl}/identity/v3") },
             new JsonObject { ["id"] = "container-infra", ["type"] = "container-infra", ["name"] = "magnum", ["endpoints"] = Endpoints($"{baseUrl}/v1") },
         ];
+        foreach (var (type, name, url) in extra?.For(baseUrl, projectId) ?? [])
+            catalog.Add(new JsonObject { ["id"] = type, ["type"] = type, ["name"] = name, ["endpoints"] = Endpoints(url) });
+        return catalog;
     }
 
     /// <summary>Keystone's ValidationError (400) for a missing attribute.</summary>

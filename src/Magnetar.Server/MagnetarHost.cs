@@ -8,6 +8,7 @@ using Magnetar.Cloud.Simulated;
 using Magnetar.Conductor;
 using Magnetar.Identity;
 using Magnetar.Persistence;
+using Magnetar.Server.Standalone;
 using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Server;
@@ -115,6 +116,12 @@ public static class MagnetarHost
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMagnetarIdentity(config);
+        // Standalone mode (built-in identity, simulated cloud): read-only compute, network, image and orchestration
+        // endpoints over the simulated cloud, in the built-in catalog, for Horizon's forms; clusters then report a stack_id.
+        builder.Services.AddStandaloneCloud(config);
+        if (Standalone.StandaloneCloud.Enabled(config))
+            builder.Services.AddSingleton(new BuiltInCatalogEntries(Standalone.StandaloneCloud.CatalogEntries));
+        apiOptions.ClusterStacks = Standalone.StandaloneCloud.Enabled(config);
         builder.Services.AddMagnumApi(apiOptions);
         builder.Services.AddMagnumRateLimits(apiOptions);
 
@@ -210,6 +217,7 @@ public static class MagnetarHost
         app.MapGet("/healthz", () => Results.Text("ok"));
         if (app.Configuration.GetValue("Magnetar:Metrics:Prometheus", true)) app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapBuiltInIdentity();
+        app.MapStandaloneCloud();
         app.MapMagnumApi();
     }
 }
