@@ -21,9 +21,8 @@ public static class ComputeEndpoints
     public static void MapStandaloneCompute(this IEndpointRouteBuilder app)
     {
         app.MapGet("/compute", (HttpContext h) => Results.Json(new JsonObject { ["versions"] = new JsonArray(VersionDoc(h)) }));
-        app.MapGet("/compute/", (HttpContext h) => Results.Json(new JsonObject { ["versions"] = new JsonArray(VersionDoc(h)) }));
+        // (routing ignores a trailing slash: /compute/v2.1/ is this too)
         app.MapGet("/compute/v2.1", (HttpContext h) => Results.Json(new JsonObject { ["version"] = VersionDoc(h) }));
-        app.MapGet("/compute/v2.1/", (HttpContext h) => Results.Json(new JsonObject { ["version"] = VersionDoc(h) }));
 
         var v = app.MapGroup("/compute/v2.1").AddEndpointFilter(async (ctx, next) =>
         {
