@@ -19,7 +19,7 @@ import time
 import traceback
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -72,25 +72,31 @@ class Flow:
     # ---- reporting -------------------------------------------------------------------------------------------
     def check(self, name, fn):
         self.step += 1
-        self.drain_browser_logs()  # attribute earlier noise to earlier steps
         t0 = time.time()
+        error = None
         try:
             fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported, and the flow goes on where it can
+            error = e
+        # Errors shown, failed browser requests and Magnetar's 4xx/5xx while the step ran fail it too.
+        try:
             problems = self.problems()
-            if problems:
-                raise Failure("; ".join(problems))
+        except WebDriverException as e:
+            problems = [f"could not read the page: {e.msg}"]
+        if error is None and not problems:
             self.passed += 1
             print(f"ok    {name}  ({time.time() - t0:.1f}s)", flush=True)
             self.shot(name)
             return True
-        except Exception as e:  # noqa: BLE001 - every failure is reported, and the flow goes on where it can
-            self.failed += 1
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            print(f"FAIL  {name}: {msg[:600]}  ({time.time() - t0:.1f}s)", flush=True)
-            if not isinstance(e, Failure):
-                traceback.print_exc(limit=3, file=sys.stdout)
-            self.shot(name, failed=True)
-            return False
+        self.failed += 1
+        msg = (str(error).strip().splitlines() or [type(error).__name__])[0] if error is not None else "errors during the step"
+        print(f"FAIL  {name}: {msg[:400]}  ({time.time() - t0:.1f}s)", flush=True)
+        for p in problems:
+            print(f"      - {p[:400]}", flush=True)
+        if error is not None and not isinstance(error, Failure):
+            traceback.print_exception(type(error), error, error.__traceback__, limit=3, file=sys.stdout)
+        self.shot(name, failed=True)
+        return False
 
     def shot(self, name, failed=False):
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
@@ -238,13 +244,24 @@ class Flow:
             self.d.execute_script("arguments[0].click();", el)
 
     def modal(self, timeout=20):
-        return self.wait("a dialog", lambda: (self.visible(".modal-dialog") or [None])[-1], timeout=timeout)
+        m = self.wait("a dialog", lambda: (self.visible(".modal-dialog") or [None])[-1], timeout=timeout)
+        self.wait_angular()
+        return (self.visible(".modal-dialog") or [m])[-1]
 
     def field(self, key, root=None, timeout=15):
         css = f"[ng-model=\"model['{key}']\"], [name='{key}']"
         return self.wait(f"form field '{key}'", lambda: (self.visible(css, root) or [None])[0], timeout=timeout)
 
     def fill(self, key, value, root=None):
+        """Sets a form field; tries again when Angular re-renders the form underneath."""
+        for attempt in range(5):
+            try:
+                return self._fill(key, value, root if attempt == 0 else self.modal())
+            except StaleElementReferenceException:
+                time.sleep(0.5)
+        return self._fill(key, value, self.modal())
+
+    def _fill(self, key, value, root=None):
         el = self.field(key, root)
         if el.tag_name == "select":
             sel = Select(el)
@@ -373,11 +390,16 @@ class Flow:
         if key_type:
             Select(key_type[0]).select_by_visible_text("SSH Key")
         self.click(self.button("Create Key Pair", m))
-        # Horizon shows the private key once (and offers it as a download); close that dialog.
-        done = self.wait("the private key dialog", lambda: next((b for b in self.visible("button", self.modal())
-                                                                 if b.text.strip() in ("Done", "Close")), None), timeout=30)
-        self.click(done)
-        self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=15)
+        # Horizon 23 hands the private key over as a download and closes the dialog (older ones show it with "Done").
+        def closed_or_done():
+            dialogs = self.visible(".modal-dialog")
+            if not dialogs:
+                return True
+            return next((b for b in self.visible("button", dialogs[-1]) if b.text.strip() in ("Done", "Close")), None)
+        done = self.wait("the dialog to close", closed_or_done, timeout=30)
+        if done is not True:
+            self.click(done)
+            self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=15)
         self.get("/project/key_pairs/")
         self.wait(f"key pair {name} in the table", lambda: self.row(name), timeout=15)
 
