@@ -261,4 +261,82 @@ public sealed class HorizonLoginProcessTests(ServerProcessFixture server) : ICla
         Assert.Equal(server.Url + "/v1", o["magnum"]!.GetValue<string>());
         Assert.Equal(server.Url + "/identity/v3", o["identity"]!.GetValue<string>());
     }
+
+    /// <summary>Horizon's own code (Debian's openstack-dashboard 23 settings, openstack_auth, openstack_dashboard.api, magnum_ui.api) in process.</summary>
+    private const string HorizonScript = """
+        import json, os, sys, time
+        url, user, password = sys.argv[1:4]
+        os.environ['DJANGO_SETTINGS_MODULE'] = 'openstack_dashboard.settings'
+        import django
+        django.setup()
+        from django.conf import settings
+        settings.OPENSTACK_KEYSTONE_URL = url
+        from django.test import RequestFactory
+        from django.contrib.sessions.backends.signed_cookies import SessionStore
+        from openstack_auth.backend import KeystoneBackend
+        from openstack_dashboard import api
+        from magnum_ui.api import magnum, heat
+        out = {}
+        # the login form: openstack_auth's backend (unscoped token, domain attempt, project list, rescope)
+        req = RequestFactory().post('/auth/login/')
+        req.session = SessionStore()
+        u = KeystoneBackend().authenticate(req, auth_url=url, username=user, password=password, user_domain_name='Default')
+        req.user = u
+        out['project'] = u.project_name
+        out['roles'] = [r['name'] for r in u.roles]
+        out['authorized'] = [p.name for p in u.authorized_tenants]
+        out['services'] = sorted(s['type'] for s in u.service_catalog)
+        # what magnum-ui's forms list
+        flavors = api.nova.flavor_list(req)
+        images = api.glance.image_list_detailed(req)[0]
+        networks = api.neutron.network_list_for_tenant(req, u.tenant_id, include_external=True)
+        out['flavors'] = [f.name for f in flavors]
+        out['images'] = sorted(i.name for i in images)
+        out['networks'] = [n.name for n in networks]
+        out['zones'] = [z.zoneName for z in api.nova.availability_zone_list(req)]
+        key = 'hz-%d' % os.getpid()
+        out['private_key'] = bool(api.nova.keypair_create(req, key).private_key)
+        out['keypairs'] = [k.name for k in api.nova.keypair_list(req)]
+        # Create Cluster Template and Create Cluster with what the forms offer (ids), then the Resize form's lookup
+        tpl = magnum.cluster_template_create(req, name='hz-tpl', coe='kubernetes', image_id=[i.id for i in images if i.name == 'fedora-coreos-40'][0],
+            external_network_id=networks[0].id, flavor_id=[f.id for f in flavors if f.name == 'm1.small'][0],
+            master_flavor_id=[f.id for f in flavors if f.name == 'm1.medium'][0], network_driver='calico')
+        c = magnum.cluster_create(req, rollback=False, name='hzc', cluster_template_id=tpl.uuid, node_count=2, master_count=1, keypair=key)
+        for i in range(240):
+            cluster = magnum.cluster_show(req, c.uuid).to_dict()
+            if cluster['status'] == 'CREATE_COMPLETE': break
+            time.sleep(0.5)
+        out['status'] = cluster['status']
+        stack = heat.stack_get(req, cluster['stack_id'])
+        servers = api.nova.server_list(req, search_opts={'name': '%s-' % stack.stack_name})[0]
+        out['workers'] = len([s for s in servers if s.name.startswith('%s-minion' % stack.stack_name) or s.name.startswith('%s-node' % stack.stack_name)])
+        out['node_count'] = cluster['node_count']
+        api.nova.keypair_delete(req, key)
+        print(json.dumps(out))
+        """;
+
+    [Fact]
+    public async Task Horizon_logs_in_and_magnum_ui_forms_list_the_simulated_cloud_and_count_a_clusters_workers()
+    {
+        var rc = server.Openrc("openrc-demo");
+        var script = Path.Combine(server.Home, "hz_forms.py");
+        await File.WriteAllTextAsync(script, HorizonScript);
+        var r = await OpenStackCli.ExecAsync("/usr/bin/python3", server.Home, null, [script, rc["OS_AUTH_URL"], rc["OS_USERNAME"], rc["OS_PASSWORD"]], 150);
+        Assert.True(r.ExitCode == 0, $"python failed ({r.ExitCode}): {r.Stderr}\n{r.Stdout}\n--- server log ---\n{server.Log}");
+        var o = JsonNode.Parse(r.Stdout.Trim().Split('\n')[^1])!;
+        string[] Strings(string k) => o[k]!.AsArray().Select(x => x!.GetValue<string>()).ToArray();
+        Assert.Equal("demo", o["project"]!.GetValue<string>());
+        Assert.Equal(["member"], Strings("roles"));
+        Assert.Equal(["demo"], Strings("authorized"));
+        Assert.Equal(["compute", "container-infra", "identity", "image", "network", "orchestration"], Strings("services"));
+        Assert.Contains("m1.small", Strings("flavors"));
+        Assert.Equal(["fedora-coreos-40", "fedora-coreos-latest", "flatcar-stable", "ubuntu-22.04", "ubuntu-24.04"], Strings("images"));
+        Assert.Equal(["public"], Strings("networks"));
+        Assert.Equal(["nova"], Strings("zones"));
+        Assert.True(o["private_key"]!.GetValue<bool>());
+        Assert.Single(Strings("keypairs"), k => k.StartsWith("hz-"));
+        Assert.Equal("CREATE_COMPLETE", o["status"]!.GetValue<string>());
+        Assert.Equal(2, o["node_count"]!.GetValue<int>());
+        Assert.Equal(2, o["workers"]!.GetValue<int>());
+    }
 }

@@ -90,7 +90,8 @@ public sealed class StandaloneCloudView(IDbContextFactory<MagnetarDbContext> dbF
 
     /// <summary>
     /// The name a simulated server has in this compute API: the name Magnum's Heat templates give it (after the stack:
-    /// <c>-master-N</c>, <c>-node-N</c> for the default worker nodegroup, <c>-NODEGROUP-N</c> for others), which is
+    /// <c>-master-N</c>, <c>-node-N</c> for the default worker nodegroup, <c>-NODEGROUP-N</c> for others, <c>-ng-NODEGROUP-N</c>
+    /// when that name itself starts with node or minion), which is
     /// how Horizon (magnum-ui's resize form) finds a cluster's workers. The simulated cloud's own name is in the
     /// server's metadata (<c>magnetar_server_name</c>).
     /// </summary>
@@ -101,7 +102,9 @@ public sealed class StandaloneCloudView(IDbContextFactory<MagnetarDbContext> dbF
         if (ng is null) return $"{stackName}-{simulatedName}";
         if (ng.Role == NodeGroupRoles.Master) return $"{stackName}-master-{index}";
         if (ng.IsDefault) return $"{stackName}-node-{index}";
-        return $"{stackName}-{ng.Name}-{index}";
+        // Another nodegroup's servers must not pass for the default workers magnum-ui counts (<stack>-node…, <stack>-minion…).
+        var infix = ng.Name.StartsWith("node", StringComparison.Ordinal) || ng.Name.StartsWith("minion", StringComparison.Ordinal) ? "ng-" + ng.Name : ng.Name;
+        return $"{stackName}-{infix}-{index}";
     }
 
     /// <summary>The clusters of a project (all projects when null), with their nodegroups.</summary>
