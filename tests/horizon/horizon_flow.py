@@ -360,6 +360,12 @@ class Flow:
         self.check("demo's other panels open without errors", self.other_panels)
         self.check("demo logs out", lambda: (self.get("/auth/logout/"),
                                              self.wait("the login form", lambda: self.visible("#id_username"))))
+        if self.check("admin logs in again", lambda: self.login(a.admin_user, a.admin_password)):
+            self.check("admin's panels open without errors (/admin/, Admin > Container Infra > Quotas, Identity > Projects, Users)",
+                       lambda: self.other_panels(("/admin/", "/admin/container_infra/quotas/", "/identity/", "/identity/users/")))
+            self.check("admin deletes the cluster template, and it leaves the table",
+                       lambda: self.delete_row("/project/cluster_templates/", tpl, "Delete Cluster Template",
+                                               "Delete Cluster Template", 30))
 
     def open_panel(self, path, title):
         self.get(path)
@@ -492,30 +498,36 @@ class Flow:
         self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
         self.wait_angular()
 
-    def delete_cluster(self, name, timeout):
-        self.get("/project/clusters/")
-        tr = self.wait(f"cluster {name} in the table", lambda: self.row(name))
+    def delete_row(self, path, name, action, confirm, timeout):
+        """A table row's action (the first is a button, the rest in the row's dropdown), confirmed; until the row is gone."""
+        self.get(path)
+        tr = self.wait(f"{name} in the table", lambda: self.row(name))
         self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", tr)
-        toggle = tr.find_elements(By.CSS_SELECTOR, ".dropdown-toggle")
-        if toggle:
-            self.click(toggle[0])
-        item = self.wait("the Delete Cluster action", lambda: next(
-            (a for a in tr.find_elements(By.CSS_SELECTOR, "a, button") if a.is_displayed() and " ".join(a.text.split()) == "Delete Cluster"), None), timeout=10)
-        self.click(item)
+        def find():
+            return next((a for a in tr.find_elements(By.CSS_SELECTOR, "a, button")
+                         if a.is_displayed() and " ".join(a.text.split()) == action), None)
+        if find() is None:
+            toggle = tr.find_elements(By.CSS_SELECTOR, ".dropdown-toggle")
+            if toggle:
+                self.click(toggle[0])
+        self.click(self.wait(f"the {action} action", find, timeout=10))
         m = self.modal()
-        self.click(self.button("Delete Cluster", m))
+        self.click(self.button(confirm, m))
         self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
         end = time.time() + timeout
         while time.time() < end:
-            self.get("/project/clusters/")
+            self.get(path)
             if self.row(name) is None:
                 return
             time.sleep(2)
-        raise Failure(f"cluster {name} still in the table after {timeout}s (status {self.status_of(name)[0]})")
+        raise Failure(f"{name} still in the table after {timeout}s")
 
-    def other_panels(self):
+    def delete_cluster(self, name, timeout):
+        self.delete_row("/project/clusters/", name, "Delete Cluster", "Delete Cluster", timeout)
+
+    def other_panels(self, paths=("/project/api_access/", "/project/key_pairs/", "/identity/", "/settings/")):
         bad = []
-        for path in ("/project/api_access/", "/project/key_pairs/", "/identity/", "/settings/"):
+        for path in paths:
             self.get(path)
             time.sleep(0.5)
             errs = self.page_errors()
