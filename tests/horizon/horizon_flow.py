@@ -363,6 +363,8 @@ class Flow:
         if self.check("admin logs in again", lambda: self.login(a.admin_user, a.admin_password)):
             self.check("admin's panels open without errors (/admin/, Admin > Container Infra > Quotas, Identity > Projects, Users)",
                        lambda: self.other_panels(("/admin/", "/admin/container_infra/quotas/", "/identity/", "/identity/users/")))
+            self.check("Identity > Users offers no Create/Edit/Delete (the built-in identity serves none of them)",
+                       self.no_user_editing)
             self.check("admin deletes the cluster template, and it leaves the table",
                        lambda: self.delete_row("/project/cluster_templates/", tpl, "Delete Cluster Template",
                                                "Delete Cluster Template", 30))
@@ -535,6 +537,13 @@ class Flow:
                 bad.append(f"{path}: {errs}")
         if bad:
             raise Failure("; ".join(bad))
+
+    def no_user_editing(self):
+        self.get("/identity/users/")
+        self.wait("user demo in the table", lambda: self.row("demo"))
+        offered = [b.text.strip() for b in self.visible("button, a.btn") if b.text.strip() in ("Create User", "Edit", "Delete Users")]
+        if offered:
+            raise Failure(f"the Users panel offers {offered}")
 
     def close(self):
         try:
