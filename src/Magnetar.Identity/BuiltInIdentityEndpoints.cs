@@ -9,16 +9,16 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Magnetar.Identity;
 
-/// <summary>
-/// The subset of Keystone v3 that keystoneauth, python-openstackclient and tempest use, under <c>/identity</c>.
-/// Standalone mode only: production deployments validate tokens against a real Keystone.
-/// </summary>
 /// <summary>Services the built-in catalog lists besides identity and container-infra (the host's standalone cloud endpoints), for a base URL and project.</summary>
 public sealed class BuiltInCatalogEntries(Func<string, string, IEnumerable<(string Type, string Name, string Url)>> entries)
 {
     public IEnumerable<(string Type, string Name, string Url)> For(string baseUrl, string projectId) => entries(baseUrl, projectId);
 }
 
+/// <summary>
+/// The subset of Keystone v3 that keystoneauth, python-openstackclient and tempest use, and Horizon's openstack_auth at login, under <c>/identity</c>.
+/// Standalone mode only: production deployments validate tokens against a real Keystone.
+/// </summary>
 public static class BuiltInIdentityEndpoints
 {
     private const string Updated = "2022-09-01T00:00:00Z";

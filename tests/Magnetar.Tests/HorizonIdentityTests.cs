@@ -53,8 +53,10 @@ public sealed class HorizonIdentityTests(CliIdentityFixture server) : IClassFixt
         Assert.Null(t["roles"]);
         Assert.Null(t["catalog"]);
         Assert.Single(AuditIds(t));
-        // an unscoped token is not accepted by the Magnum API, which needs a project
+        // an unscoped token is not accepted by the Magnum API, which needs a project, and has no catalog
         await With(token).GetAsync("/v1/clusters").ExpectAsync(401);
+        var noCatalog = await With(token).GetAsync("/identity/v3/auth/catalog").ExpectAsync(403);
+        Assert.Equal("A project-scoped token is required to produce a service catalog.", noCatalog["error"]!["message"]!.GetValue<string>());
     }
 
     [Fact]

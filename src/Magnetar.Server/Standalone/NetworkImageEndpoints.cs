@@ -222,7 +222,7 @@ public static class NetworkImageEndpoints
     private static JsonObject Image(string name, string owner)
     {
         var id = SimulatedCatalog.IdOf(SimulatedCatalog.Image, name);
-        var created = StandaloneCloud.Time(DateTimeOffset.UnixEpoch.AddYears(56));
+        var created = StandaloneCloud.Time(StandaloneCloud.CatalogCreated);
         return new JsonObject
         {
             ["id"] = id, ["name"] = name, ["status"] = "active", ["visibility"] = "public", ["protected"] = false, ["os_hidden"] = false,

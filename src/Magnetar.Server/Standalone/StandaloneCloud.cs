@@ -62,6 +62,9 @@ public static class StandaloneCloud
         return Results.Json(new JsonObject { ["error"] = new JsonObject { ["code"] = 401, ["title"] = "Unauthorized", ["message"] = "The request you have made requires authentication." } }, statusCode: 401);
     }
 
+    /// <summary>When the simulated cloud's catalog entries (images, external networks) say they were made: a fixed date, as they are configuration.</summary>
+    public static readonly DateTimeOffset CatalogCreated = new(2024, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
     public static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 }
 
@@ -145,7 +148,7 @@ public sealed class StandaloneCloudView(IDbContextFactory<MagnetarDbContext> dbF
         var owner = CatalogOwner;
         var list = options.ExternalNetworks.Select((n, i) => new SimNetwork(
             SimulatedCatalog.IdOf(SimulatedCatalog.Network, n), n, owner, true, "ACTIVE",
-            SimulatedCatalog.IdOf("subnet", n), $"{n}-subnet", $"172.{24 + i}.0.0/16", $"172.{24 + i}.0.1", DateTimeOffset.UnixEpoch)).ToList();
+            SimulatedCatalog.IdOf("subnet", n), $"{n}-subnet", $"172.{24 + i}.0.0/16", $"172.{24 + i}.0.1", StandaloneCloud.CatalogCreated)).ToList();
         var clusters = (await ClustersAsync(projectId, ct)).ToDictionary(c => c.Uuid);
         if (clusters.Count == 0) return list;
         await using var db = await dbFactory.CreateDbContextAsync(ct);
