@@ -365,6 +365,9 @@ class Flow:
                        lambda: self.other_panels(("/admin/", "/admin/container_infra/quotas/", "/identity/", "/identity/users/")))
             self.check("Identity > Users offers no Create/Edit/Delete (the built-in identity serves none of them)",
                        self.no_user_editing)
+            renamed = tpl + "-renamed"
+            if self.check("admin renames the cluster template with Update Cluster Template", lambda: self.update_template(tpl, renamed)):
+                tpl = renamed
             self.check("admin deletes the cluster template, and it leaves the table",
                        lambda: self.delete_row("/project/cluster_templates/", tpl, "Delete Cluster Template",
                                                "Delete Cluster Template", 30))
@@ -500,8 +503,8 @@ class Flow:
         self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
         self.wait_angular()
 
-    def delete_row(self, path, name, action, confirm, timeout):
-        """A table row's action (the first is a button, the rest in the row's dropdown), confirmed; until the row is gone."""
+    def row_action(self, path, name, action):
+        """Clicks a table row's action: the first is a button, the rest are in the row's dropdown."""
         self.get(path)
         tr = self.wait(f"{name} in the table", lambda: self.row(name))
         self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", tr)
@@ -513,6 +516,21 @@ class Flow:
             if toggle:
                 self.click(toggle[0])
         self.click(self.wait(f"the {action} action", find, timeout=10))
+
+    def update_template(self, name, new_name):
+        self.row_action("/project/cluster_templates/", name, "Update Cluster Template")
+        m = self.modal()
+        self.wait("the form to show the template", lambda: self.field("name", m).get_attribute("value") == name, timeout=15)
+        self.fill("name", new_name, m)
+        self.shot("template update form filled")
+        self.click(self.button("Submit", m))
+        self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
+        self.get("/project/cluster_templates/")
+        self.wait(f"template {new_name} in the table", lambda: self.row(new_name), timeout=15)
+
+    def delete_row(self, path, name, action, confirm, timeout):
+        """A table row's action, confirmed; then until the row is gone."""
+        self.row_action(path, name, action)
         m = self.modal()
         self.click(self.button(confirm, m))
         self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
