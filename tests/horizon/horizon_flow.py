@@ -447,6 +447,14 @@ class Flow:
         status = next((c for c in cells if re.fullmatch(r"[A-Z_]+_(COMPLETE|FAILED|IN_PROGRESS)", c)), "?")
         return status, cells
 
+    def column(self, name, header):
+        """The cell of the row named name under the column header."""
+        heads = [" ".join(th.text.split()) for th in self.visible("table thead tr th")]
+        if header not in heads:
+            raise Failure(f"the table has no column '{header}' ({heads})")
+        tds = self.row(name).find_elements(By.TAG_NAME, "td")
+        return tds[heads.index(header)].text.strip() if heads.index(header) < len(tds) else None
+
     def watch_status(self, name, want, timeout, node_count=None):
         seen = []
         end = time.time() + timeout
@@ -458,7 +466,7 @@ class Flow:
                 seen.append(status)
             if status and status.endswith("FAILED"):
                 raise Failure(f"cluster went {status} (statuses seen: {' -> '.join(seen)})")
-            if status == want and (node_count is None or node_count in cells):
+            if status == want and (node_count is None or self.column(name, "Node Count") == node_count):
                 print(f"      statuses seen in the table: {' -> '.join(seen)}", flush=True)
                 return True
             time.sleep(2)
