@@ -353,9 +353,14 @@ class Flow:
                                   lambda: self.watch_status(cluster, "CREATE_COMPLETE", a.cluster_timeout))
             self.check("the cluster's detail page shows it", lambda: self.open_detail(cluster))
             if complete:
-                self.check("Resize (2 worker nodes) from the detail page", lambda: self.resize(cluster, 2))
-                self.check("the resize reaches UPDATE_COMPLETE with 2 worker nodes",
-                           lambda: self.watch_status(cluster, "UPDATE_COMPLETE", a.cluster_timeout, node_count="2"))
+                if self.check("Resize from the detail page: 1 -> 2 workers", lambda: self.resize(cluster, 2, 1)):
+                    grown = self.check("the resize reaches UPDATE_COMPLETE with 2 workers",
+                                       lambda: self.watch_status(cluster, "UPDATE_COMPLETE", a.cluster_timeout, node_count="2"))
+                    if grown and self.check("Resize: 2 -> 1 workers, choosing the older worker to remove",
+                                            lambda: self.resize(cluster, 1, 2, remove=1)):
+                        if self.check("the resize reaches UPDATE_COMPLETE with 1 worker",
+                                      lambda: self.watch_status(cluster, "UPDATE_COMPLETE", a.cluster_timeout, node_count="1")):
+                            self.check("the worker chosen for removal is the one removed", lambda: self.removed_worker_gone(cluster))
             self.check("Delete Cluster, and the cluster leaves the table", lambda: self.delete_cluster(cluster, a.cluster_timeout))
         self.check("demo's other panels open without errors", self.other_panels)
         self.check("demo logs out", lambda: (self.get("/auth/logout/"),
@@ -500,16 +505,48 @@ class Flow:
             self.click(t)
         raise Failure(f"no action '{text}' on the page")
 
-    def resize(self, name, count):
+    def resize(self, name, count, current, remove=0):
+        """Resize from the detail page; the dialog must start at the cluster's worker count (it counts the workers
+        among the servers of the cluster's stack) and, when shrinking, offer those workers to choose from."""
         self.open_detail(name)
         self.click(self.item_action("Resize Cluster"))
         m = self.modal()
+        start = self.field("node_count", m).get_attribute("value")
+        if start != str(current):
+            raise Failure(f"the Resize dialog starts at {start!r} workers, the cluster has {current}")
         self.fill("node_count", count, m)
-        self.shot("resize form filled")
-        self.click(self.button("Resize Cluster", m) if any(" ".join(b.text.split()) == "Resize Cluster" for b in self.visible("button", m))
-                   else self.button("Submit", m))
+        if remove:
+            boxes = self.wait("the workers to choose from", lambda: [
+                b for b in m.find_elements(By.CSS_SELECTOR, "input[type=checkbox]") if b.find_elements(By.XPATH, "./ancestor::label")], timeout=10)
+            if len(boxes) != current:
+                raise Failure(f"the dialog offers {len(boxes)} workers to remove, the cluster has {current}")
+            # The oldest workers (lowest index), which Magnetar would not pick by itself (it removes the newest first).
+            label = lambda b: " ".join(b.find_element(By.XPATH, "./ancestor::label").text.split())  # noqa: E731
+            boxes.sort(key=label)
+            self.removed = []
+            for b in boxes[:remove]:
+                self.removed.append(" ".join(b.find_element(By.XPATH, "./ancestor::label").text.split()))
+                self.d.execute_script("arguments[0].click();", b)
+        self.shot(f"resize to {count} form filled")
+        self.click(self.button("Submit", m))
         self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=30)
         self.wait_angular()
+
+    def removed_worker_gone(self, name):
+        """The Resize dialog, asked for 0 workers, lists the remaining ones: the removed worker must not be there."""
+        self.open_detail(name)
+        self.click(self.item_action("Resize Cluster"))
+        m = self.modal()
+        self.fill("node_count", 0, m)
+        labels = self.wait("the workers listed", lambda: [" ".join(l.text.split()) for l in m.find_elements(By.CSS_SELECTOR, "label")
+                                                          if l.find_elements(By.CSS_SELECTOR, "input[type=checkbox]")], timeout=10)
+        self.click(self.button("Cancel", m))
+        self.wait("the dialog to close", lambda: not self.visible(".modal-dialog"), timeout=15)
+        if any(r in labels for r in self.removed):
+            raise Failure(f"removed worker {self.removed} still listed: {labels}")
+        if len(labels) != 1:
+            raise Failure(f"expected 1 remaining worker, the dialog lists {labels}")
+        print(f"      removed {self.removed}, remaining {labels}", flush=True)
 
     def row_action(self, path, name, action):
         """Clicks a table row's action: the first is a button, the rest are in the row's dropdown."""
