@@ -3,7 +3,9 @@
 
 admin logs in through the login form and creates a public cluster template with magnum-ui's form; demo logs in,
 creates a key pair, opens both Container Infra panels, creates a cluster with the form, watches it reach
-CREATE_COMPLETE in the table, opens its detail page, resizes it with the Resize action and deletes it.
+CREATE_COMPLETE in the table, opens its detail page, resizes it with the Resize action to 2 workers and back to 1
+(choosing the older worker, then checking that one is gone), deletes it, and opens its other panels; admin opens
+the admin panels, checks Identity > Users offers no editing, renames the template with Update and deletes it.
 
 Every step fails on a Horizon error (a red toast or alert, an error page), on a browser request to Horizon that
 answers 4xx/5xx, and on a 4xx/5xx in Magnetar's request log while it ran, except the allowances in ALLOWED_MAGNETAR
