@@ -100,7 +100,8 @@ public sealed class BootedNodeTests : IAsyncLifetime
         {
             var role = Exec(name, "sed", "-n", "s/^MAGNETAR_ROLE=//p", "/etc/magnetar/node.env").Trim();
             // cloud-init ran the user-data to the end, without errors; systemd has nothing failed.
-            var status = Exec(name, "cloud-init", "status", "--long");
+            // (--wait: a node reports Ready from its runcmd, a moment before cloud-init's final stage ends)
+            var status = Exec(name, "cloud-init", "status", "--wait", "--long").TrimStart('.', '\n'); // --wait prints dots while waiting
             Assert.True(status.StartsWith("status: done"), $"{name}: {status}");
             var result = JsonNode.Parse(Exec(name, "cat", "/run/cloud-init/result.json"))!; // cloud-init 22.4's summary of every stage
             Assert.True(result["v1"]!["errors"]!.AsArray().Count == 0, $"{name}: {result.ToJsonString()}");
