@@ -205,6 +205,31 @@ public sealed class BootedNodeTests : IAsyncLifetime
         Assert.Equal(0, Bed(["exec", name, "test", "-e", "/etc/magnetar/bootstrap-token"], check: false).Code);
     }
 
+    [BootedNodeFact]
+    public async Task A_node_whose_kubeadm_fails_reports_it_and_the_cluster_fails_naming_node_phase_and_log_tail()
+    {
+        Bed(["prepare"], timeoutSeconds: 900);
+        await StartMagnetar(reportTimeoutSeconds: 600);
+        var cluster = await CreateCluster("k1", masters: 1, workers: 1);
+        var servers = await WaitForServers(cluster, 2);
+        const string preflight = "[preflight] Some fatal errors occurred: [ERROR Port-10250]: Port 10250 is in use";
+        foreach (var (name, userData) in servers)
+            if (name.Contains("-worker-")) Boot(name, userData, "--fail-kubeadm", preflight); else Boot(name, userData);
+        var worker = servers.Single(s => s.Name.Contains("-worker-")).Name;
+
+        var show = await Magnum.WaitFor(cluster, c => c["status"]!.GetValue<string>() != "CREATE_IN_PROGRESS", 240);
+        Assert.True(show["status"]!.GetValue<string>() == "CREATE_FAILED", $"{show.ToJsonString()}\n{Diagnostics(servers)}");
+        var reason = show["status_reason"]!.GetValue<string>();
+        // What the node's script sent from inside cloud-init's runcmd: the phase, kubeadm's exit code and its last lines.
+        Assert.StartsWith($"node {worker} (nodegroup default-worker, worker) failed at phase kubeadm-done with exit code 3; last log lines:", reason);
+        Assert.Contains(preflight, reason);
+        // On the node: the script stopped there, cloud-init says so (runcmd failed), the log is where the README says.
+        Assert.Contains(preflight, Exec(worker, "cat", "/var/log/magnetar/kubeadm-done.log"));
+        var status = Bed(["exec", worker, "cloud-init", "status", "--wait", "--long"], check: false).Output;
+        Assert.Contains("status: error", status);
+        Assert.NotEqual(0, Bed(["exec", worker, "systemctl", "is-enabled", "magnetar-node-agent.timer"], check: false).Code);
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private MagnumSession Magnum => new(() => _http, () => _server!.Log);
