@@ -174,7 +174,7 @@ public sealed class BootedNodeTests : IAsyncLifetime
             Assert.True(runs >= 2, $"{name}: the agent ran {runs} time(s)\n{Exec(name, "journalctl", "--no-pager", "-u", "magnetar-node-agent.service")}");
             // every 30 s after the last run ended (AccuracySec=1s: systemd's default 1 min would let it drift to 90 s)
             var times = AgentRunTimes(name);
-            Assert.All(times.Zip(times.Skip(1), (a, b) => b - a), gap => Assert.InRange(gap, 29, 40));
+            Assert.All(times.Zip(times.Skip(1), (a, b) => b - a), gap => Assert.InRange(gap, 29, 45));
             Assert.Contains("active", Exec(name, "systemctl", "show", "-p", "ActiveState", "magnetar-node-agent.timer"));
             Assert.DoesNotContain("Failed", Exec(name, "journalctl", "--no-pager", "-u", "magnetar-node-agent.service"));
         }
