@@ -230,6 +230,17 @@ public sealed class BootedNodeTests : IAsyncLifetime
         Assert.NotEqual(0, Bed(["exec", worker, "systemctl", "is-enabled", "magnetar-node-agent.timer"], check: false).Code);
     }
 
+    [Fact]
+    public void The_bed_and_its_stand_ins_are_shellcheck_clean_and_every_stand_in_says_so()
+    {
+        var dir = Path.GetDirectoryName(_bed)!;
+        var standIns = Directory.GetFiles(Path.Combine(dir, "stand-ins"));
+        Assert.All(standIns, f => Assert.Contains("STAND-IN", File.ReadAllText(f)));
+        Assert.True(File.Exists("/usr/bin/shellcheck"), "shellcheck is not installed (scripts/test installs Debian's shellcheck)");
+        var (code, text) = BootstrapArtifactTests.Run("shellcheck", [_bed, .. standIns.Where(f => !f.EndsWith(".service"))]);
+        Assert.True(code == 0, text);
+    }
+
     // ---------------------------------------------------------------- helpers
 
     private MagnumSession Magnum => new(() => _http, () => _server!.Log);
