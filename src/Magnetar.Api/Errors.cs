@@ -11,6 +11,13 @@ public static class MagnumErrors
     public static async Task WriteAsync(HttpContext http, int status, string detail, string? code = null, Action<Utf8JsonWriter>? extra = null)
     {
         if (http.Response.HasStarted) return;
+        // Paths of another service this process answers for (standalone mode's Nova, Neutron, Glance and Heat views)
+        // get that service's fault body: their clients cannot read Magnum's.
+        if (http.RequestServices?.GetService(typeof(ServiceErrorFormats)) is ServiceErrorFormats formats && formats.For(http.Request.Path) is { } write)
+        {
+            await write(http, status, detail);
+            return;
+        }
         http.Response.StatusCode = status;
         http.Response.ContentType = "application/json";
         // Magnum's title is the first sentence of the message.
@@ -33,6 +40,19 @@ public static class MagnumErrors
         w.WriteEndObject();
         await w.FlushAsync();
     }
+}
+
+/// <summary>
+/// The fault bodies of other OpenStack services this process answers for, by path prefix; every error the middleware,
+/// the rate limiter or the endpoints write through <see cref="MagnumErrors.WriteAsync"/> under such a prefix takes
+/// that service's format.
+/// </summary>
+public sealed class ServiceErrorFormats(IEnumerable<(PathString Prefix, Func<HttpContext, int, string, Task> Write)> formats)
+{
+    private readonly List<(PathString Prefix, Func<HttpContext, int, string, Task> Write)> _formats = formats.ToList();
+
+    public Func<HttpContext, int, string, Task>? For(PathString path)
+        => _formats.FirstOrDefault(f => path.StartsWithSegments(f.Prefix)).Write;
 }
 
 /// <summary>

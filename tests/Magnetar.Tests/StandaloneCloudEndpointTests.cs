@@ -52,6 +52,45 @@ public sealed class StandaloneCloudEndpointTests(CliIdentityFixture server) : IC
     }
 
     [Fact]
+    public async Task Errors_raised_outside_the_endpoints_take_each_services_fault_format()
+    {
+        // An oversize body is refused (413) before routing by the error middleware, which writes Magnum's format on
+        // /v1 and, here, the fault body each service's own client parses (novaclient read Magnum's as a bare 500).
+        var c = await As("demo");
+        var projectId = (await TokenBody("demo"))["project"]!["id"]!.GetValue<string>();
+        var big = new string('x', 2 * 1024 * 1024);
+        async Task<(int, string)> Post(string path)
+        {
+            var resp = await c.PostAsync(path, new StringContent("{\"a\": \"" + big + "\"}", System.Text.Encoding.UTF8, "application/json"));
+            return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        var (code, body) = await Post("/compute/v2.1/os-keypairs");
+        Assert.Equal(413, code);
+        Assert.Equal(413, JsonNode.Parse(body)!["overLimit"]!["code"]!.GetValue<int>());
+        Assert.Contains("Request body too large", JsonNode.Parse(body)!["overLimit"]!["message"]!.GetValue<string>());
+
+        (code, body) = await Post("/network/v2.0/networks");
+        Assert.Equal(413, code);
+        Assert.Equal("HTTPRequestEntityTooLarge", JsonNode.Parse(body)!["NeutronError"]!["type"]!.GetValue<string>());
+
+        (code, body) = await Post("/image/v2/images");
+        Assert.Equal(413, code);
+        Assert.StartsWith("413 Request Entity Too Large\n\nRequest body too large", body);
+
+        (code, body) = await Post($"/orchestration/v1/{projectId}/stacks");
+        Assert.Equal(413, code);
+        var heat = JsonNode.Parse(body)!;
+        Assert.Equal(413, heat["code"]!.GetValue<int>());
+        Assert.Contains("Request body too large", heat["error"]!["message"]!.GetValue<string>());
+
+        // Magnum's own routes keep Magnum's format.
+        (code, body) = await Post("/v1/clusters");
+        Assert.Equal(413, code);
+        Assert.Equal(413, JsonNode.Parse(body)!["errors"]![0]!["status"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task Compute_version_document_flavors_zones_and_microversions_follow_nova()
     {
         var c = await As("demo");

@@ -134,7 +134,7 @@ public static class NetworkImageEndpoints
     }
 
     /// <summary>Neutron's error body.</summary>
-    private static IResult NeutronError(int code, string type, string message)
+    internal static IResult NeutronError(int code, string type, string message)
         => Results.Json(new JsonObject { ["NeutronError"] = new JsonObject { ["type"] = type, ["message"] = message, ["detail"] = "" } }, statusCode: code);
 
     /// <summary>

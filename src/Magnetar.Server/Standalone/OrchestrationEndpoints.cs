@@ -50,9 +50,16 @@ public static class OrchestrationEndpoints
     private static IResult NotFound(string ident) => HeatError(404, "Not Found", "EntityNotFound", $"The Stack ({ident}) could not be found.");
 
     /// <summary>Heat's fault body.</summary>
-    private static IResult HeatError(int code, string title, string type, string message) => Results.Json(new JsonObject
+    internal static IResult HeatError(int code, string title, string type, string message) => Results.Json(new JsonObject
     {
-        ["explanation"] = "The resource could not be found.", ["code"] = code, ["title"] = title,
+        ["explanation"] = code switch
+        {
+            404 => "The resource could not be found.",
+            403 => "Access was denied to this resource.",
+            >= 500 => "The server has either erred or is incapable of performing the requested operation.",
+            _ => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        },
+        ["code"] = code, ["title"] = title,
         ["error"] = new JsonObject { ["message"] = message, ["traceback"] = null, ["type"] = type },
     }, statusCode: code);
 

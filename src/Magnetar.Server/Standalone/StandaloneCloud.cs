@@ -26,6 +26,7 @@ public static class StandaloneCloud
         var dataDir = config["Magnetar:DataDir"] ?? ".magnetar";
         services.AddSingleton(sp => new KeypairStore(dataDir, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<StandaloneCloudView>();
+        services.AddSingleton(new Magnetar.Api.ServiceErrorFormats(ErrorFormats));
         return services;
     }
 
@@ -39,6 +40,31 @@ public static class StandaloneCloud
         app.MapStandaloneOrchestration();
         return app;
     }
+
+    /// <summary>
+    /// Each service's fault body for errors written outside its endpoints (oversize bodies, the rate limit, an
+    /// unavailable database, an unexpected exception): Nova's <c>{"computeFault": …}</c> family, Neutron's
+    /// <c>NeutronError</c>, Glance's plain text and Heat's JSON, which their clients parse.
+    /// </summary>
+    private static readonly (PathString, Func<HttpContext, int, string, Task>)[] ErrorFormats =
+    [
+        ("/compute", (h, code, message) => ComputeEndpoints.Error(code, NovaFaultName(code), message).ExecuteAsync(h)),
+        ("/network", (h, code, message) => NetworkImageEndpoints.NeutronError(code, "HTTP" + Reason(code).Replace(" ", ""), message).ExecuteAsync(h)),
+        ("/image", (h, code, message) => Results.Text($"{code} {Reason(code)}\n\n{message}\n\n", statusCode: code).ExecuteAsync(h)),
+        ("/orchestration", (h, code, message) => OrchestrationEndpoints.HeatError(code, Reason(code), "HTTP" + Reason(code).Replace(" ", ""), message).ExecuteAsync(h)),
+    ];
+
+    /// <summary>webob's reason phrases (Neutron, Glance and Heat answer through webob): its 413 keeps RFC 2616's name.</summary>
+    private static string Reason(int code) => code == 413 ? "Request Entity Too Large"
+        : Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(code) is { Length: > 0 } r ? r : "Error";
+
+    /// <summary>Nova's fault names by status (nova/api/openstack/wsgi.py, <c>Fault._fault_names</c>).</summary>
+    internal static string NovaFaultName(int code) => code switch
+    {
+        400 => "badRequest", 401 => "unauthorized", 403 => "forbidden", 404 => "itemNotFound", 405 => "badMethod",
+        409 => "conflictingRequest", 413 or 429 => "overLimit", 415 => "badMediaType", 501 => "notImplemented",
+        503 => "serviceUnavailable", _ => "computeFault",
+    };
 
     /// <summary>The catalog entries of these services for a token scoped to <paramref name="projectId"/>.</summary>
     public static IEnumerable<(string Type, string Name, string Url)> CatalogEntries(string baseUrl, string projectId) =>
