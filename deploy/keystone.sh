@@ -7,6 +7,9 @@
 # Creates: admin (bootstrap), project service + user magnetar (admin role on service, like Magnum's service user),
 # project demo + users demo (member) and demo-reader (reader); writes STATE_DIR/env with their credentials.
 set -euo pipefail
+# The services run Python under uwsgi, which reads config files in the locale's encoding (ASCII under CI's bare
+# C locale, where the configs' UTF-8 comments failed Nova's API at start): UTF-8 always.
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=$(realpath -m "${2:-$root/.work/keystone}")

@@ -26,6 +26,9 @@
 # only for services that are started). "stop" ends exactly the processes it started (process groups from pid files).
 # Check a running all-in-one with deploy/openstack-aio/smoke.sh.
 set -euo pipefail
+# The services run Python under uwsgi, which reads config files in the locale's encoding (ASCII under CI's bare
+# C locale, where the configs' UTF-8 comments failed Nova's API at start): UTF-8 always.
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=$(realpath -m "${2:-$root/.work/openstack}")

@@ -40,23 +40,11 @@ public sealed class BootedNodeTests : IAsyncLifetime
     /// <summary>Magnetar as its own process: the Magnum API on HTTP, the bootstrap endpoint on HTTPS (a test CA the user-data carries).</summary>
     private async Task StartMagnetar(int reportTimeoutSeconds)
     {
-        var ca = ClusterPki.CreateNamedAuthority("magnetar-test-ca", "test");
-        var tls = ClusterPki.IssueCertificate(ca, "magnetar", [], CertificatePurpose.Server,
-            new SubjectAlternativeNames(["localhost"], [IPAddress.Loopback]), TimeSpan.FromDays(1));
-        _caFile = Path.Combine(_dir, "ca.pem");
-        File.WriteAllText(_caFile, ca.CertificatePem);
-        File.WriteAllText(Path.Combine(_dir, "tls.crt"), tls.CertificatePem);
-        File.WriteAllText(Path.Combine(_dir, "tls.key"), tls.PrivateKeyPem);
-        _api = $"http://127.0.0.1:{MagnetarProcess.FreePort()}";
-        _bootstrap = $"https://127.0.0.1:{MagnetarProcess.FreePort()}";
-        var data = Path.Combine(_dir, "data");
-        _server = new MagnetarProcess($"{_api};{_bootstrap}", data,
-            $"--Kestrel:Certificates:Default:Path={_dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={_dir}/tls.key",
-            $"--Magnetar:Bootstrap:Url={_bootstrap}", $"--Magnetar:Bootstrap:CaFile={_caFile}",
-            "--Magnetar:Bootstrap:NodeReadiness=reports", $"--Magnetar:Bootstrap:NodeReportTimeoutSeconds={reportTimeoutSeconds}",
-            "--Magnetar:Conductor:LeaseSeconds=2", $"--Magnetar:PublicUrl={_api}",
+        (_server, _api, _bootstrap, _caFile) = MagnetarProcess.WithBootstrapTls(_dir,
+            $"--Magnetar:Bootstrap:NodeReportTimeoutSeconds={reportTimeoutSeconds}", "--Magnetar:Conductor:LeaseSeconds=2",
             "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=200",
             "--Magnetar:Cloud:Simulated:Images:0=debian-12"); // what the nodes boot: the bed's Debian bookworm
+        var data = _server.DataDir;
         await _server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
         _http.Dispose();
         _http = await _server.ClientAsync();
@@ -317,25 +305,7 @@ public sealed class BootedNodeTests : IAsyncLifetime
     /// <summary>What the stand-in kubeadm got: documents of kubeadm's schema (extracted from its Go types) for the node's role.</summary>
     private static void CheckKubeadmConfig(string yaml, string role, string node)
     {
-        var schemas = new Dictionary<string, JsonObject>
-        {
-            [KubeadmVersions.V1Beta4] = Schema("kubeadm-v1beta4.json"),
-            [KubeadmVersions.V1Beta3] = Schema("kubeadm-v1beta3.json"),
-            ["kubelet.config.k8s.io/v1beta1"] = Schema("kubelet-v1beta1.json"),
-        };
-        var kinds = new List<string>();
-        foreach (var doc in KubeadmConfigRenderer.SplitDocuments(yaml))
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(doc));
-            var root = (YamlMappingNode)stream.Documents[0].RootNode;
-            var apiVersion = ((YamlScalarNode)root["apiVersion"]).Value!;
-            var kind = ((YamlScalarNode)root["kind"]).Value!;
-            kinds.Add(kind);
-            var errors = new List<string>();
-            BootstrapArtifactTests.CheckAgainstSchema(schemas[apiVersion], kind, root, kind, errors);
-            Assert.True(errors.Count == 0, $"{node}: {apiVersion} {kind}:\n{string.Join("\n", errors)}");
-        }
+        var kinds = BootstrapArtifactTests.CheckKubeadmSchemas(yaml, $"{node}: ");
         Assert.Equal(role == "init" ? ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"] : ["JoinConfiguration", "KubeletConfiguration"], kinds);
         var first = KubeadmConfigRenderer.Parse(yaml)[0];
         if (role == "init") Assert.Equal(node, Assert.IsType<Bootstrap.Kubeadm.V1Beta4.InitConfiguration>(first).NodeRegistration!.Name);
@@ -346,9 +316,6 @@ public sealed class BootedNodeTests : IAsyncLifetime
             Assert.Equal(role == "control-plane", join.ControlPlane is not null);
         }
     }
-
-    private static JsonObject Schema(string file)
-        => JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "kubeadm-schema", file)))!.AsObject();
 
     /// <summary>kubectl reads the node's kubeconfig; its CA is the cluster's and its client certificate verifies against it.</summary>
     private void CheckKubeconfig(string node, string path, string ca, string? subject)

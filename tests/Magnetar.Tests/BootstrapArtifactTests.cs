@@ -158,27 +158,7 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
         var group = KubeadmConfigRenderer.ApiVersionFor(version);
         Assert.Equal(int.Parse(version.Split('.')[1]) >= 31 ? KubeadmVersions.V1Beta4 : KubeadmVersions.V1Beta3, group);
 
-        var schemas = new Dictionary<string, JsonObject>
-        {
-            [KubeadmVersions.V1Beta4] = Schema("kubeadm-v1beta4.json"),
-            [KubeadmVersions.V1Beta3] = Schema("kubeadm-v1beta3.json"),
-            ["kubelet.config.k8s.io/v1beta1"] = Schema("kubelet-v1beta1.json"),
-        };
-        var kinds = new List<string>();
-        foreach (var doc in KubeadmConfigRenderer.SplitDocuments(yaml))
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(doc));
-            var root = (YamlMappingNode)stream.Documents[0].RootNode;
-            var apiVersion = ((YamlScalarNode)root["apiVersion"]).Value!;
-            var kind = ((YamlScalarNode)root["kind"]).Value!;
-            kinds.Add(kind);
-            var schema = schemas[apiVersion];
-            Assert.Equal(apiVersion, schema["group"]!.GetValue<string>());
-            var errors = new List<string>();
-            CheckAgainstSchema(schema, kind, root, kind, errors);
-            Assert.True(errors.Count == 0, $"{apiVersion} {kind}:\n{string.Join("\n", errors)}\n---\n{doc}");
-        }
+        var kinds = CheckKubeadmSchemas(yaml, "");
         Assert.Equal(role == KubeadmRole.Init ? ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"] : ["JoinConfiguration", "KubeletConfiguration"], kinds);
 
         // Values consistent with the PKI and the cluster.
@@ -314,6 +294,36 @@ public sealed class BootstrapArtifactTests(ITestOutputHelper output)
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /// <summary>
+    /// Checks every document of a rendered kubeadm configuration against kubeadm's Go-type schema of its apiVersion
+    /// (failing with <paramref name="context"/> and the errors) and returns the documents' kinds in order.
+    /// </summary>
+    internal static List<string> CheckKubeadmSchemas(string yaml, string context)
+    {
+        var schemas = new Dictionary<string, JsonObject>
+        {
+            [KubeadmVersions.V1Beta4] = Schema("kubeadm-v1beta4.json"),
+            [KubeadmVersions.V1Beta3] = Schema("kubeadm-v1beta3.json"),
+            ["kubelet.config.k8s.io/v1beta1"] = Schema("kubelet-v1beta1.json"),
+        };
+        var kinds = new List<string>();
+        foreach (var doc in KubeadmConfigRenderer.SplitDocuments(yaml))
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(doc));
+            var root = (YamlMappingNode)stream.Documents[0].RootNode;
+            var apiVersion = ((YamlScalarNode)root["apiVersion"]).Value!;
+            var kind = ((YamlScalarNode)root["kind"]).Value!;
+            kinds.Add(kind);
+            var schema = schemas[apiVersion];
+            Assert.Equal(apiVersion, schema["group"]!.GetValue<string>());
+            var errors = new List<string>();
+            CheckAgainstSchema(schema, kind, root, kind, errors);
+            Assert.True(errors.Count == 0, $"{context}{apiVersion} {kind}:\n{string.Join("\n", errors)}\n---\n{doc}");
+        }
+        return kinds;
+    }
 
     private static JsonObject Schema(string file)
         => JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "kubeadm-schema", file)))!.AsObject();

@@ -29,6 +29,29 @@ public sealed class MagnetarProcess : IAsyncDisposable
         _args = args;
     }
 
+    /// <summary>
+    /// A server (not started) with the Magnum API on HTTP and the bootstrap endpoint on HTTPS under a test CA, written
+    /// to <c>ca.pem</c> in <paramref name="dir"/> and named as <c>Bootstrap:CaFile</c> so that user-data carries it;
+    /// nodes count as ready by their reports. Its data directory is <c>data</c> in <paramref name="dir"/>.
+    /// </summary>
+    public static (MagnetarProcess Server, string Api, string Bootstrap, string CaFile) WithBootstrapTls(string dir, params string[] args)
+    {
+        var ca = Bootstrap.Pki.ClusterPki.CreateNamedAuthority("magnetar-test-ca", "test");
+        var tls = Bootstrap.Pki.ClusterPki.IssueCertificate(ca, "magnetar", [], Bootstrap.Pki.CertificatePurpose.Server,
+            new Bootstrap.Pki.SubjectAlternativeNames(["localhost"], [System.Net.IPAddress.Loopback]), TimeSpan.FromDays(1));
+        var caFile = Path.Combine(dir, "ca.pem");
+        File.WriteAllText(caFile, ca.CertificatePem);
+        File.WriteAllText(Path.Combine(dir, "tls.crt"), tls.CertificatePem);
+        File.WriteAllText(Path.Combine(dir, "tls.key"), tls.PrivateKeyPem);
+        var api = $"http://127.0.0.1:{FreePort()}";
+        var bootstrap = $"https://127.0.0.1:{FreePort()}";
+        var server = new MagnetarProcess($"{api};{bootstrap}", Path.Combine(dir, "data"), [
+            $"--Kestrel:Certificates:Default:Path={dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={dir}/tls.key",
+            $"--Magnetar:Bootstrap:Url={bootstrap}", $"--Magnetar:Bootstrap:CaFile={caFile}",
+            "--Magnetar:Bootstrap:NodeReadiness=reports", $"--Magnetar:PublicUrl={api}", .. args]);
+        return (server, api, bootstrap, caFile);
+    }
+
     /// <summary>Starts the server and waits until /healthz answers and <paramref name="ready"/> (if given) holds.</summary>
     public async Task StartAsync(Func<bool>? ready = null)
     {

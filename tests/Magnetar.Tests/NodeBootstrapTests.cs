@@ -32,22 +32,11 @@ public sealed partial class NodeBootstrapTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var ca = ClusterPki.CreateNamedAuthority("magnetar-test-ca", "test");
-        var tls = ClusterPki.IssueCertificate(ca, "magnetar", [], CertificatePurpose.Server,
-            new SubjectAlternativeNames(["localhost"], [IPAddress.Loopback]), TimeSpan.FromDays(1));
-        _caFile = Path.Combine(_dir, "ca.pem");
-        File.WriteAllText(_caFile, ca.CertificatePem);
-        File.WriteAllText(Path.Combine(_dir, "tls.crt"), tls.CertificatePem);
-        File.WriteAllText(Path.Combine(_dir, "tls.key"), tls.PrivateKeyPem);
-        _api = $"http://127.0.0.1:{MagnetarProcess.FreePort()}";
-        _bootstrap = $"https://127.0.0.1:{MagnetarProcess.FreePort()}";
-        var data = Path.Combine(_dir, "data");
-        _server = new MagnetarProcess($"{_api};{_bootstrap}", data,
-            $"--Kestrel:Certificates:Default:Path={_dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={_dir}/tls.key",
-            $"--Magnetar:Bootstrap:Url={_bootstrap}", $"--Magnetar:Bootstrap:CaFile={_caFile}",
-            "--Magnetar:Bootstrap:NodeReadiness=reports", $"--Magnetar:Bootstrap:NodeReportTimeoutSeconds={ReportTimeoutSeconds}",
+        (_server, _api, _bootstrap, _caFile) = MagnetarProcess.WithBootstrapTls(_dir,
+            $"--Magnetar:Bootstrap:NodeReportTimeoutSeconds={ReportTimeoutSeconds}",
             $"--Magnetar:Bootstrap:CaRotationStepTimeoutSeconds={RotationStepTimeoutSeconds}", "--Magnetar:Conductor:LeaseSeconds=2",
-            $"--Magnetar:PublicUrl={_api}", "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=100");
+            "--Magnetar:Cloud:Simulated:StepDelayMs=100", "--Magnetar:Conductor:PollIntervalMs=100");
+        var data = _server.DataDir;
         await _server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
 
         _http.Dispose();
