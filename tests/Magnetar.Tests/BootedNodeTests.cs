@@ -12,10 +12,23 @@ public sealed class BootedNodeFactAttribute : FactAttribute
 {
     public BootedNodeFactAttribute()
     {
+        // podman makes its mounts private with "mount --make-rslave /", which fails where / is not a mount point: a
+        // plain chroot (a bookworm chroot used to reproduce CI was one). Every VM and container has / mounted.
+        if (!RootIsMountPoint())
+        {
+            Skip = "booted nodes need / to be a mount point (podman cannot run in a plain chroot; bind-mount the chroot's directory on itself)";
+            return;
+        }
         if (Environment.GetEnvironmentVariable("MAGNETAR_REQUIRE_INTEGRATION") == "1") return;
         var missing = new[] { "/usr/bin/podman", "/usr/sbin/runc", "/usr/sbin/debootstrap" }.Where(f => !File.Exists(f)).ToList();
         if (missing.Count > 0) Skip = $"booted nodes need {string.Join(", ", missing.Select(Path.GetFileName))} (Debian packages; scripts/test installs them)";
         else if (Environment.UserName != "root") Skip = "booted nodes need root (podman --privileged with runc, debootstrap)";
+    }
+
+    private static bool RootIsMountPoint()
+    {
+        try { return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && f[4] == "/"); }
+        catch (IOException) { return true; }
     }
 }
 
