@@ -241,14 +241,21 @@ public sealed class HorizonLoginProcessTests(ServerProcessFixture server) : ICla
         print(json.dumps(out))
         """;
 
+    /// <summary>Runs a Python script with Debian's python3 as the demo user (auth URL, user, password as arguments); it must succeed.</summary>
+    private async Task<CommandResult> RunAsDemoAsync(string file, string text, int timeoutSeconds)
+    {
+        var rc = server.Openrc("openrc-demo");
+        var script = Path.Combine(server.Home, file);
+        await File.WriteAllTextAsync(script, text);
+        var r = await OpenStackCli.ExecAsync("/usr/bin/python3", server.Home, null, [script, rc["OS_AUTH_URL"], rc["OS_USERNAME"], rc["OS_PASSWORD"]], timeoutSeconds);
+        Assert.True(r.ExitCode == 0, $"python failed ({r.ExitCode}): {r.Stderr}\n{r.Stdout}\n--- server log ---\n{server.Log}");
+        return r;
+    }
+
     [Fact]
     public async Task Keystoneauth_logs_in_unscoped_lists_projects_and_rescopes_as_openstack_auth()
     {
-        var rc = server.Openrc("openrc-demo");
-        var script = Path.Combine(server.Home, "horizon_login.py");
-        await File.WriteAllTextAsync(script, Script);
-        var r = await OpenStackCli.ExecAsync("/usr/bin/python3", server.Home, null, [script, rc["OS_AUTH_URL"], rc["OS_USERNAME"], rc["OS_PASSWORD"]], 60);
-        Assert.True(r.ExitCode == 0, $"python failed ({r.ExitCode}): {r.Stderr}\n{r.Stdout}\n--- server log ---\n{server.Log}");
+        var r = await RunAsDemoAsync("horizon_login.py", Script, 60);
         var o = JsonNode.Parse(r.Stdout)!;
         Assert.Null(o["unscoped_project"]);
         Assert.Equal(0, o["unscoped_catalog"]!.GetValue<int>());
@@ -320,11 +327,7 @@ public sealed class HorizonLoginProcessTests(ServerProcessFixture server) : ICla
     [Fact]
     public async Task Horizon_logs_in_and_magnum_ui_forms_list_the_simulated_cloud_and_count_a_clusters_workers()
     {
-        var rc = server.Openrc("openrc-demo");
-        var script = Path.Combine(server.Home, "hz_forms.py");
-        await File.WriteAllTextAsync(script, HorizonScript);
-        var r = await OpenStackCli.ExecAsync("/usr/bin/python3", server.Home, null, [script, rc["OS_AUTH_URL"], rc["OS_USERNAME"], rc["OS_PASSWORD"]], 150);
-        Assert.True(r.ExitCode == 0, $"python failed ({r.ExitCode}): {r.Stderr}\n{r.Stdout}\n--- server log ---\n{server.Log}");
+        var r = await RunAsDemoAsync("hz_forms.py", HorizonScript, 150);
         var o = JsonNode.Parse(r.Stdout.Trim().Split('\n')[^1])!;
         string[] Strings(string k) => o[k]!.AsArray().Select(x => x!.GetValue<string>()).ToArray();
         Assert.Equal("demo", o["project"]!.GetValue<string>());
