@@ -120,15 +120,6 @@ func (c *check) done() bool {
 	return false
 }
 
-// is404 tells whether err is gophercloud's 404 error.
-func is404(err error) bool {
-	switch err.(type) {
-	case gophercloud.ErrDefault404, *gophercloud.ErrDefault404:
-		return true
-	}
-	return false
-}
-
 // waitFor polls f every interval until it returns true or an error, or the timeout passes.
 func waitFor(timeout time.Duration, f func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
@@ -147,26 +138,16 @@ func waitFor(timeout time.Duration, f func() (bool, error)) error {
 	}
 }
 
-func is403(err error) bool {
-	switch err.(type) {
-	case gophercloud.ErrDefault403, *gophercloud.ErrDefault403:
-		return true
+// status is the HTTP status of a gophercloud error (its ErrDefault4xx types and ErrUnexpectedResponseCode carry it),
+// 0 for any other error.
+func status(err error) int {
+	if e, ok := err.(gophercloud.StatusCodeError); ok {
+		return e.GetStatusCode()
 	}
-	return false
+	return 0
 }
 
-func is409(err error) bool {
-	switch err.(type) {
-	case gophercloud.ErrDefault409, *gophercloud.ErrDefault409:
-		return true
-	}
-	return false
-}
-
-func is400(err error) bool {
-	switch err.(type) {
-	case gophercloud.ErrDefault400, *gophercloud.ErrDefault400:
-		return true
-	}
-	return false
-}
+func is400(err error) bool { return status(err) == 400 }
+func is403(err error) bool { return status(err) == 403 }
+func is404(err error) bool { return status(err) == 404 }
+func is409(err error) bool { return status(err) == 409 }
