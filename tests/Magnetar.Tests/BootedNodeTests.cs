@@ -7,31 +7,6 @@ using YamlDotNet.RepresentationModel;
 
 namespace Magnetar.Tests;
 
-/// <summary>Runs when podman and runc are installed; required (fails instead of skipping) when MAGNETAR_REQUIRE_INTEGRATION=1.</summary>
-public sealed class BootedNodeFactAttribute : FactAttribute
-{
-    public BootedNodeFactAttribute()
-    {
-        // podman makes its mounts private with "mount --make-rslave /", which fails where / is not a mount point: a
-        // plain chroot (a bookworm chroot used to reproduce CI was one). Every VM and container has / mounted.
-        if (!RootIsMountPoint())
-        {
-            Skip = "booted nodes need / to be a mount point (podman cannot run in a plain chroot; bind-mount the chroot's directory on itself)";
-            return;
-        }
-        if (Environment.GetEnvironmentVariable("MAGNETAR_REQUIRE_INTEGRATION") == "1") return;
-        var missing = new[] { "/usr/bin/podman", "/usr/sbin/runc", "/usr/sbin/debootstrap" }.Where(f => !File.Exists(f)).ToList();
-        if (missing.Count > 0) Skip = $"booted nodes need {string.Join(", ", missing.Select(Path.GetFileName))} (Debian packages; scripts/test installs them)";
-        else if (Environment.UserName != "root") Skip = "booted nodes need root (podman --privileged with runc, debootstrap)";
-    }
-
-    private static bool RootIsMountPoint()
-    {
-        try { return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && f[4] == "/"); }
-        catch (IOException) { return true; }
-    }
-}
-
 /// <summary>
 /// Nodes that really boot (issue #13): each server of the simulated cloud boots as a Debian bookworm userspace under
 /// systemd in a container (tests/nodebed), whose cloud-init reads the exact user-data Magnetar gave the server from a
@@ -42,11 +17,12 @@ public sealed class BootedNodeFactAttribute : FactAttribute
 public sealed class BootedNodeTests : IAsyncLifetime
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("booted-nodes-").FullName;
-    private readonly string _run = "t" + Guid.NewGuid().ToString("N")[..8];
-    private readonly string _bed = Path.Combine(RepoRoot(), "tests", "nodebed", "nodebed");
+    private readonly NodeBed _bed;
     private MagnetarProcess? _server;
     private string _api = "", _bootstrap = "", _caFile = "";
     private HttpClient _http = new();
+
+    public BootedNodeTests() => _bed = new NodeBed(_dir);
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -63,17 +39,19 @@ public sealed class BootedNodeTests : IAsyncLifetime
         _http = await _server.ClientAsync();
         // kube_package_source=image: the node's image has containerd (Debian's) and kubeadm/kubelet/kubectl (the bed's
         // stand-ins) preinstalled, as on a prebuilt image; upstream's package repositories are not reachable here.
-        await Magnum.Api(HttpMethod.Post, "/v1/clustertemplates", new JsonObject
-        {
-            ["name"] = "k8s", ["coe"] = "kubernetes", ["image_id"] = "debian-12", ["external_network_id"] = "public",
-            ["flavor_id"] = "m1.small", ["master_flavor_id"] = "m1.medium", ["network_driver"] = "calico", ["master_lb_enabled"] = true,
-            ["labels"] = new JsonObject { ["kube_tag"] = "v1.31.1", ["kube_package_source"] = "image" },
-        }, HttpStatusCode.Created);
+        await CreateTemplate("k8s", "v1.31.1");
     }
+
+    private Task<JsonNode> CreateTemplate(string name, string kubeTag) => Magnum.Api(HttpMethod.Post, "/v1/clustertemplates", new JsonObject
+    {
+        ["name"] = name, ["coe"] = "kubernetes", ["image_id"] = "debian-12", ["external_network_id"] = "public",
+        ["flavor_id"] = "m1.small", ["master_flavor_id"] = "m1.medium", ["network_driver"] = "calico", ["master_lb_enabled"] = true,
+        ["labels"] = new JsonObject { ["kube_tag"] = kubeTag, ["kube_package_source"] = "image" },
+    }, HttpStatusCode.Created);
 
     public async Task DisposeAsync()
     {
-        Bed(["down", "--all-of-run", _run], check: false);
+        await _bed.DisposeAsync();
         if (_server is not null) await _server.DisposeAsync();
         _http.Dispose();
         try { Directory.Delete(_dir, true); } catch { }
@@ -83,7 +61,7 @@ public sealed class BootedNodeTests : IAsyncLifetime
     public async Task A_cluster_of_three_booted_nodes_completes_through_their_reports()
     {
         var clock = Stopwatch.StartNew();
-        Bed(["prepare"], timeoutSeconds: 900);
+        _bed.Prepare();
         var prepared = clock.Elapsed;
         await StartMagnetar(reportTimeoutSeconds: 600);
         var cluster = await CreateCluster("b1", masters: 1, workers: 2);
@@ -99,71 +77,9 @@ public sealed class BootedNodeTests : IAsyncLifetime
 
         foreach (var (name, userData) in servers)
         {
-            var role = Exec(name, "sed", "-n", "s/^MAGNETAR_ROLE=//p", "/etc/magnetar/node.env").Trim();
-            // cloud-init ran the user-data to the end, without errors; systemd has nothing failed.
-            // (--wait: a node reports Ready from its runcmd, a moment before cloud-init's final stage ends)
-            var status = Exec(name, "cloud-init", "status", "--wait", "--long").TrimStart('.', '\n'); // --wait prints dots while waiting
-            Assert.True(status.StartsWith("status: done"), $"{name}: {status}");
-            var result = JsonNode.Parse(Exec(name, "cat", "/run/cloud-init/result.json"))!; // cloud-init 22.4's summary of every stage
-            Assert.True(result["v1"]!["errors"]!.AsArray().Count == 0, $"{name}: {result.ToJsonString()}");
-            var system = Bed(["exec", name, "systemctl", "is-system-running"], check: false).Output.Trim();
-            Assert.True(system == "running", $"{name}: system {system}: {Bed(["exec", name, "systemctl", "--failed", "--no-legend"], check: false).Output}");
-
-            // The single-use credential of the user-data was consumed by the node's fetch: replayed from the node, refused.
-            var token = WriteFiles(userData)["/etc/magnetar/bootstrap-token"].Trim();
-            Assert.False(Bed(["exec", name, "test", "-e", "/etc/magnetar/bootstrap-token"], check: false).Code == 0, $"{name} kept its fetch credential");
-            var replay = Exec(name, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "/etc/magnetar/magnetar-ca.pem",
-                "-X", "POST", "-H", $"Authorization: Bearer {token}", $"{_bootstrap}/bootstrap/v1/bundle");
-            Assert.Equal("401", replay.Trim());
+            _bed.CheckFirstBoot(name, userData, ca, _bootstrap);
             Assert.Single(events, e => e.Reason == "NodeBundleFetched" && e.Message.StartsWith($"node {name} fetched "));
-
-            // The stand-in kubeadm was run once, with the configuration Magnetar rendered into this node's bundle.
-            var calls = Exec(name, "cat", "/var/log/nodebed/kubeadm.calls").Trim();
-            var sub = role == "init" ? "init" : "join";
-            Assert.Equal($"{sub} --config /etc/kubernetes/magnetar/kubeadm.yaml", calls);
-            var given = Exec(name, "cat", $"/var/log/nodebed/kubeadm-1-{sub}.yaml");
-            Assert.Equal(Exec(name, "cat", "/etc/kubernetes/magnetar/kubeadm.yaml"), given);
-            CheckKubeadmConfig(given, role, name);
-
-            // containerd's configuration is the real `containerd config default`, with systemd cgroups, and it runs.
-            var containerd = Exec(name, "cat", "/etc/containerd/config.toml");
-            Assert.Contains("SystemdCgroup = true", containerd);
-            Assert.Contains("[plugins.\"io.containerd.grpc.v1.cri\"]", containerd);
-            Assert.Equal("active", Bed(["exec", name, "systemctl", "is-active", "containerd", "kubelet"], check: false).Output.Split('\n')[0].Trim());
-
-            // The units Magnetar installs pass systemd's own verification, on the node.
-            var verify = Bed(["exec", name, "systemd-analyze", "verify", "/etc/systemd/system/magnetar-node-agent.service", "/etc/systemd/system/magnetar-node-agent.timer"], check: false);
-            Assert.True(verify.Code == 0 && verify.Output.Trim() == "", $"{name}: systemd-analyze verify: {verify.Output}");
-
-            // Files, modes and owners as the boot left them.
-            var modes = Exec(name, "stat", "-c", "%n %a %U:%G", "/etc/magnetar/node.env", "/etc/magnetar/report-token", "/usr/local/sbin/magnetar-node",
-                "/var/lib/kubelet/pki/kubelet-serving.key", "/var/lib/kubelet/pki/kubelet-serving.crt", "/etc/kubernetes/kubelet.conf");
-            Assert.Contains("/etc/magnetar/node.env 644 root:root", modes);
-            Assert.Contains("/etc/magnetar/report-token 600 root:root", modes);
-            Assert.Contains("/usr/local/sbin/magnetar-node 755 root:root", modes);
-            Assert.Contains("/var/lib/kubelet/pki/kubelet-serving.key 600 root:root", modes);
-            Assert.Contains("/etc/kubernetes/kubelet.conf 600 root:root", modes);
-            var serving = Exec(name, "cat", "/var/lib/kubelet/pki/kubelet-serving.crt");
-            Assert.Equal("OK", Fixtures.OpensslVerify(ca, serving, "-purpose", "sslserver", "-verify_hostname", name));
-            if (role == "worker")
-            {
-                Assert.Contains("/etc/kubernetes/magnetar/join.conf 600 root:root", Exec(name, "stat", "-c", "%n %a %U:%G", "/etc/kubernetes/magnetar/join.conf"));
-                Assert.NotEqual(0, Bed(["exec", name, "test", "-e", "/etc/kubernetes/pki/ca.key"], check: false).Code);
-                CheckKubeconfig(name, "/etc/kubernetes/magnetar/join.conf", ca, $"O=system:nodes, CN=system:node:{name}");
-            }
-            else
-            {
-                var pki = Exec(name, "stat", "-c", "%n %a %U:%G", "/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.key", "/etc/kubernetes/pki/etcd/ca.key", "/etc/kubernetes/pki/ca.crt");
-                Assert.Contains("/etc/kubernetes/pki/ca.key 600 root:root", pki);
-                Assert.Contains("/etc/kubernetes/pki/sa.key 600 root:root", pki);
-                Assert.Contains("/etc/kubernetes/pki/etcd/ca.key 600 root:root", pki);
-                Assert.Equal(ca.Trim(), Exec(name, "cat", "/etc/kubernetes/pki/ca.crt").Trim());
-                // The first control-plane node applied the addons Magnetar put in its bundle.
-                Assert.Contains("apply --server-side", Exec(name, "cat", "/var/log/nodebed/kubectl.calls"));
-                Assert.Contains("calico", Exec(name, "cat", "/var/log/nodebed/kubectl-applied"));
-            }
-            // kubectl reads every kubeconfig on the node (the kubelet's is the stand-in kubeadm's on the first node).
-            CheckKubeconfig(name, "/etc/kubernetes/kubelet.conf", ca, role == "init" ? null : $"O=system:nodes, CN=system:node:{name}");
+            if (_bed.Role(name) == "init") Assert.Contains("calico", Exec(name, "cat", "/var/log/nodebed/kubectl-applied"));
         }
 
         // The agent's timer, enabled once the node was Ready, fires every 30 s: at least twice on every node.
@@ -174,7 +90,7 @@ public sealed class BootedNodeTests : IAsyncLifetime
             while ((runs = AgentRuns(name)) < 2 && DateTime.UtcNow < deadline) await Task.Delay(2000);
             Assert.True(runs >= 2, $"{name}: the agent ran {runs} time(s)\n{Exec(name, "journalctl", "--no-pager", "-u", "magnetar-node-agent.service")}");
             // every 30 s after the last run ended (AccuracySec=1s: systemd's default 1 min would let it drift to 90 s)
-            var times = AgentRunTimes(name);
+            var times = _bed.AgentRunTimes(name);
             Assert.All(times.Zip(times.Skip(1), (a, b) => b - a), gap => Assert.InRange(gap, 29, 45));
             Assert.Contains("active", Exec(name, "systemctl", "show", "-p", "ActiveState", "magnetar-node-agent.timer"));
             Assert.DoesNotContain("Failed", Exec(name, "journalctl", "--no-pager", "-u", "magnetar-node-agent.service"));
@@ -186,7 +102,7 @@ public sealed class BootedNodeTests : IAsyncLifetime
     [BootedNodeFact]
     public async Task A_node_that_cannot_reach_the_bootstrap_endpoint_fails_the_cluster_by_the_report_timeout_naming_it()
     {
-        Bed(["prepare"], timeoutSeconds: 900);
+        _bed.Prepare();
         // The node boots on a network that does not reach Magnetar (the bed gives it no way to the bootstrap URL): it can
         // fetch nothing, so it holds no report credential and can never say what went wrong. Magnetar says it instead.
         await StartMagnetar(reportTimeoutSeconds: 45);
@@ -202,14 +118,14 @@ public sealed class BootedNodeTests : IAsyncLifetime
         // On the node: cloud-init is still running the node script, which keeps trying the unreachable endpoint.
         var output = Exec(name, "cat", "/var/log/cloud-init-output.log");
         Assert.Contains("bundle not available yet (HTTP 000)", output);
-        Assert.Contains("status: running", Bed(["exec", name, "cloud-init", "status"], check: false).Output);
-        Assert.Equal(0, Bed(["exec", name, "test", "-e", "/etc/magnetar/bootstrap-token"], check: false).Code);
+        Assert.Contains("status: running", _bed.Bed(["exec", name, "cloud-init", "status"], check: false).Output);
+        Assert.True(_bed.Test(name, "test", "-e", "/etc/magnetar/bootstrap-token"), "the offline node lost its fetch credential");
     }
 
     [BootedNodeFact]
     public async Task A_node_whose_kubeadm_fails_reports_it_and_the_cluster_fails_naming_node_phase_and_log_tail()
     {
-        Bed(["prepare"], timeoutSeconds: 900);
+        _bed.Prepare();
         await StartMagnetar(reportTimeoutSeconds: 600);
         var cluster = await CreateCluster("k1", masters: 1, workers: 1);
         var servers = await WaitForServers(cluster, 2);
@@ -226,19 +142,121 @@ public sealed class BootedNodeTests : IAsyncLifetime
         Assert.Contains(preflight, reason);
         // On the node: the script stopped there, cloud-init says so (runcmd failed), the log is where the README says.
         Assert.Contains(preflight, Exec(worker, "cat", "/var/log/magnetar/kubeadm-done.log"));
-        var status = Bed(["exec", worker, "cloud-init", "status", "--wait", "--long"], check: false).Output;
+        var status = _bed.Bed(["exec", worker, "cloud-init", "status", "--wait", "--long"], check: false).Output;
         Assert.Contains("status: error", status);
-        Assert.NotEqual(0, Bed(["exec", worker, "systemctl", "is-enabled", "magnetar-node-agent.timer"], check: false).Code);
+        Assert.False(_bed.Test(worker, "systemctl", "is-enabled", "magnetar-node-agent.timer"), "the failed node's agent timer is on");
+    }
+
+    [BootedNodeFact]
+    public async Task Ca_rotation_certificate_renewals_and_a_rolling_upgrade_are_carried_out_by_booted_nodes_through_their_agent_timers()
+    {
+        var clock = Stopwatch.StartNew();
+        _bed.Prepare();
+        await StartMagnetar(reportTimeoutSeconds: 600);
+        await CreateTemplate("k8s-1.32", "v1.32.1");
+        var cluster = await CreateCluster("d2", masters: 1, workers: 1);
+        var db = new ServerDatabase(() => _server!.DataDir);
+        // The cloud's hypervisor: each server boots as a node of the bed, and goes when its server is deleted. The agent's
+        // timer fires every 5 s instead of 30 s (the bed's drop-in), so that the three rotation steps take seconds.
+        await using var cloud = new BedHypervisor(_bed, () => db.Servers(cluster), "--agent-interval", "5");
+        var show = await Settled(cluster, "CREATE_IN_PROGRESS", 240, cloud);
+        Assert.True(show["status"]!.GetValue<string>() == "CREATE_COMPLETE", $"{show.ToJsonString()}\n{cloud.Error}\n{Diagnostics(cloud.Running)}");
+        var created = clock.Elapsed;
+        var original = cloud.Running;
+        var master = original.Keys.Single(n => n.Contains("-master-"));
+        var worker = original.Keys.Single(n => n.Contains("-worker-"));
+        var oldCa = await CaPem(cluster);
+
+        // ---- CA rotation (PATCH /v1/certificates/{cluster}): trust, reissue, finish, each node in turn, by its agent's timer.
+        await Magnum.Api(HttpMethod.Patch, $"/v1/certificates/{cluster}", null, HttpStatusCode.Accepted);
+        var both = NodeBed.Certificates(await CaPem(cluster));
+        Assert.Equal(2, both.Count);
+        show = await Settled(cluster, "UPDATE_IN_PROGRESS", 180, cloud);
+        Assert.True(show["status"]!.GetValue<string>() == "UPDATE_COMPLETE", $"{show.ToJsonString()}\n{Diagnostics(cloud.Running)}");
+        Assert.Equal("CA rotation completed: the cluster's 2 node(s) trust only the new CA", show["status_reason"]!.GetValue<string>());
+        var newCa = await CaPem(cluster);
+        Assert.Equal([both[1]], NodeBed.Certificates(newCa));
+        var events = db.Events(cluster);
+        Assert.Equal(new[] { "trust", "reissue", "finish" }.SelectMany(step => new[] { master, worker }.Select(n => $"node {n}: CA rotation step {step} done")),
+            events.Where(e => e.Reason == "NodeCaRotation").Select(e => e.Message));
+        foreach (var n in new[] { master, worker })
+        {
+            Assert.Equal([both[1]], NodeBed.Certificates(Exec(n, "cat", "/etc/kubernetes/pki/ca.crt")));
+            // The kubelet's client certificate (kubelet.conf names its file now) and serving certificate come from the new CA.
+            _bed.CheckKubeconfig(n, "/etc/kubernetes/kubelet.conf", newCa, $"O=system:nodes, CN=system:node:{n}");
+            Assert.Equal("OK", Fixtures.OpensslVerify(newCa, Exec(n, "cat", "/var/lib/kubelet/pki/kubelet-serving.crt"), "-purpose", "sslserver", "-verify_hostname", n));
+            Assert.NotEqual("OK", Fixtures.OpensslVerify(oldCa, Exec(n, "cat", "/var/lib/kubelet/pki/kubelet-serving.crt"), "-purpose", "sslserver"));
+            Assert.False(_bed.Test(n, "test", "-e", "/etc/magnetar/task"), $"{n}: the task's files (the CA key) were left behind");
+            var agent = Exec(n, "journalctl", "--no-pager", "-u", "magnetar-node-agent.service");
+            foreach (var step in new[] { "trust", "reissue", "finish" }) Assert.True(_bed.Test(n, "test", "-e", $"/var/log/magnetar/ca-{step}.log"), $"{n}: no log of step {step}\n{agent}");
+        }
+        // The control plane: kubeadm renewed its kubeconfigs from the new CA key; the lead restarted the workloads and
+        // published the new CA in kube-public/cluster-info.
+        Assert.Contains("certs renew all", Exec(master, "cat", "/var/log/nodebed/kubeadm.calls"));
+        _bed.CheckKubeconfig(master, "/etc/kubernetes/admin.conf", newCa, "CN=kubernetes-admin, O=kubeadm:cluster-admins");
+        _bed.CheckKubeconfig(master, "/etc/kubernetes/super-admin.conf", newCa, "CN=kubernetes-super-admin, O=system:masters");
+        _bed.CheckKubeconfig(master, "/etc/kubernetes/controller-manager.conf", newCa, "CN=system:kube-controller-manager");
+        _bed.CheckKubeconfig(master, "/etc/kubernetes/scheduler.conf", newCa, "CN=system:kube-scheduler");
+        var restarted = Exec(master, "cat", "/var/log/nodebed/kubectl-restarted");
+        Assert.Contains("kube-system deployment", restarted);
+        Assert.Contains("kube-system daemonset", restarted);
+        var clusterInfo = Exec(master, "cat", "/var/lib/nodebed/api/cluster-info.kubeconfig");
+        var published = System.Text.RegularExpressions.Regex.Match(clusterInfo, "certificate-authority-data: *(\\S+)").Groups[1].Value;
+        Assert.Equal([both[1]], NodeBed.Certificates(System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(published))));
+        var rotated = clock.Elapsed;
+
+        // ---- renewals, due once a third of a certificate's validity is left (the database is moved on): the worker's kubelet
+        // serving certificate and the master's kubeadm certificates, each renewed by the node's agent on its next run.
+        static long In(int days) => (long)new Microsoft.EntityFrameworkCore.Storage.ValueConversion.DateTimeOffsetToBinaryConverter().ConvertToProvider(DateTimeOffset.UtcNow.AddDays(days))!;
+        var servingBefore = Exec(worker, "cat", "/var/lib/kubelet/pki/kubelet-serving.crt");
+        db.Exec($"UPDATE node_states SET ServingCertificateExpiresAt = {In(100)} WHERE ClusterUuid = '{cluster}' AND NodeName = '{worker}'");
+        db.Exec($"UPDATE node_states SET ControlPlaneCertificatesExpireAt = {In(30)} WHERE ClusterUuid = '{cluster}' AND NodeName = '{master}'");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!(db.Events(cluster) is var e && e.Any(x => x.Reason == "KubeletServingCertificate") && e.Any(x => x.Reason == "ControlPlaneCertificates")) && DateTime.UtcNow < deadline)
+            await Task.Delay(1000);
+        events = db.Events(cluster);
+        Assert.Equal([$"node {worker}: kubelet serving certificate renewed"], events.Where(x => x.Reason == "KubeletServingCertificate").Select(x => x.Message));
+        Assert.Equal([$"node {master}: control-plane certificates renewed"], events.Where(x => x.Reason == "ControlPlaneCertificates").Select(x => x.Message));
+        var servingAfter = Exec(worker, "cat", "/var/lib/kubelet/pki/kubelet-serving.crt");
+        Assert.NotEqual(servingBefore, servingAfter);
+        Assert.Equal("OK", Fixtures.OpensslVerify(newCa, servingAfter, "-purpose", "sslserver", "-verify_hostname", worker));
+        Assert.Equal(2, Exec(master, "cat", "/var/log/nodebed/kubeadm.calls").Split('\n').Count(l => l == "certs renew all"));
+        Assert.Contains("certificate embedded in admin.conf renewed", Exec(master, "cat", "/var/log/magnetar/control-plane-certs-renewed.log"));
+
+        // ---- a rolling upgrade to v1.32.1: every node replaced by one booted from the new version's user-data; the old
+        // master leaves etcd (its agent runs kubeadm's remove-etcd-member) before its server goes.
+        await Magnum.Api(HttpMethod.Post, $"/v1/clusters/{cluster}/actions/upgrade", new JsonObject { ["cluster_template"] = "k8s-1.32", ["max_batch_size"] = 1 }, HttpStatusCode.Accepted);
+        show = await Settled(cluster, "UPDATE_IN_PROGRESS", 480, cloud);
+        Assert.True(show["status"]!.GetValue<string>() == "UPDATE_COMPLETE", $"{show.ToJsonString()}\n{cloud.Error}\n{Diagnostics(cloud.Running)}");
+        Assert.Equal("v1.32.1", show["coe_version"]!.GetValue<string>());
+        foreach (var ng in (await Magnum.Api(HttpMethod.Get, $"/v1/clusters/{cluster}/nodegroups", null, HttpStatusCode.OK))["nodegroups"]!.AsArray())
+            Assert.Equal("v1.32.1", (await Magnum.Api(HttpMethod.Get, $"/v1/clusters/{cluster}/nodegroups/{ng!["name"]}", null, HttpStatusCode.OK))["version"]!.GetValue<string>());
+        deadline = DateTime.UtcNow.AddSeconds(30);
+        while (cloud.Running.Keys.Intersect(original.Keys).Any() && DateTime.UtcNow < deadline) await Task.Delay(500);
+        var replaced = cloud.Running;
+        Assert.Equal(2, replaced.Count);
+        Assert.Empty(replaced.Keys.Intersect(original.Keys));
+        Assert.Equal(4, cloud.Boots.Count); // each node replaced once
+        Assert.Contains("reset phase remove-etcd-member", cloud.Retired[master]);
+        Assert.True(cloud.Retired.ContainsKey(worker), $"{worker} was not taken down");
+        foreach (var (name, userData) in replaced)
+        {
+            _bed.CheckFirstBoot(name, userData, newCa, _bootstrap);
+            Assert.Equal(name.Contains("-master-") ? "control-plane" : "worker", _bed.Role(name));
+            Assert.Equal("Kubernetes v1.32.1", Exec(name, "kubelet", "--version").Trim());
+        }
+        Console.WriteLine($"booted day two: CREATE_COMPLETE after {created.TotalSeconds:F0} s, CA rotation {(rotated - created).TotalSeconds:F0} s, " +
+            $"renewals and upgrade done after {clock.Elapsed.TotalSeconds:F0} s");
     }
 
     [Fact]
     public void The_bed_and_its_stand_ins_are_shellcheck_clean_and_every_stand_in_says_so()
     {
-        var dir = Path.GetDirectoryName(_bed)!;
+        var dir = Path.GetDirectoryName(_bed.Script)!;
         var standIns = Directory.GetFiles(Path.Combine(dir, "stand-ins"));
         Assert.All(standIns, f => Assert.Contains("STAND-IN", File.ReadAllText(f)));
         Assert.True(File.Exists("/usr/bin/shellcheck"), "shellcheck is not installed (scripts/test installs Debian's shellcheck)");
-        var (code, text) = BootstrapArtifactTests.Run("shellcheck", [_bed, .. standIns.Where(f => !f.EndsWith(".service"))]);
+        var (code, text) = BootstrapArtifactTests.Run("shellcheck", [_bed.Script, .. standIns.Where(f => !f.EndsWith(".service"))]);
         Assert.True(code == 0, text);
     }
 
@@ -269,86 +287,33 @@ public sealed class BootedNodeTests : IAsyncLifetime
         }
     }
 
-    private void Boot(string name, string userData, params string[] options)
-    {
-        var file = Path.Combine(_dir, name + ".user-data");
-        File.WriteAllText(file, userData);
-        Bed(["boot", name, file, "--instance-id", $"{name}-{_run}", .. options]);
-    }
+    private void Boot(string name, string userData, params string[] options) => _bed.Boot(name, userData, options);
 
-    private (int Code, string Output) Bed(string[] args, bool check = true, int timeoutSeconds = 120)
-    {
-        var psi = new ProcessStartInfo(_bed, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["NODEBED_RUN"] = _run;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(true); Assert.Fail($"nodebed {string.Join(' ', args)} took more than {timeoutSeconds} s"); }
-        p.WaitForExit();
-        var output = stdout.Result + stderr.Result;
-        if (check) Assert.True(p.ExitCode == 0, $"nodebed {string.Join(' ', args)}: exit {p.ExitCode}\n{output}");
-        return (p.ExitCode, output);
-    }
-
-    private string Exec(string node, params string[] command) => Bed(["exec", node, .. command]).Output;
+    private string Exec(string node, params string[] command) => _bed.Exec(node, command);
 
     /// <summary>How many times magnetar-node-agent.service ran to success (what the timer starts).</summary>
-    private int AgentRuns(string node) => AgentRunTimes(node).Count;
-
-    /// <summary>When magnetar-node-agent.service finished its runs (seconds since the epoch, from the node's journal).</summary>
-    private List<double> AgentRunTimes(string node)
-        => Bed(["exec", node, "journalctl", "--no-pager", "-o", "short-unix", "-u", "magnetar-node-agent.service"], check: false).Output
-            .Split('\n').Where(l => l.Contains(" Finished magnetar-node-agent.service"))
-            .Select(l => double.Parse(l.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+    private int AgentRuns(string node) => _bed.AgentRunTimes(node).Count;
 
     private string Diagnostics(List<(string Name, string UserData)> servers)
-        => string.Join("\n", servers.Select(s => $"--- {s.Name}\n{Bed(["status", s.Name], check: false).Output}\n" +
-            $"{Bed(["exec", s.Name, "tail", "-n", "40", "/var/log/cloud-init-output.log"], check: false).Output}")) + $"\n--- magnetar\n{_server!.Log}";
+        => _bed.Diagnostics(servers.Select(s => s.Name)) + $"\n--- magnetar\n{_server!.Log}";
 
-    /// <summary>The write_files of a #cloud-config user-data, path to content.</summary>
-    private static Dictionary<string, string> WriteFiles(string userData)
-    {
-        var doc = new YamlStream();
-        doc.Load(new StringReader(userData));
-        var root = (YamlMappingNode)doc.Documents[0].RootNode;
-        return ((YamlSequenceNode)root["write_files"]).Cast<YamlMappingNode>()
-            .ToDictionary(f => ((YamlScalarNode)f["path"]).Value!, f => ((YamlScalarNode)f["content"]).Value!);
-    }
+    private string Diagnostics(Dictionary<string, string> nodes) => _bed.Diagnostics(nodes.Keys) + $"\n--- magnetar\n{_server!.Log}";
 
-    /// <summary>What the stand-in kubeadm got: documents of kubeadm's schema (extracted from its Go types) for the node's role.</summary>
-    private static void CheckKubeadmConfig(string yaml, string role, string node)
+    /// <summary>The cluster once its status is no longer <paramref name="status"/>; on a timeout, what the nodes say.</summary>
+    private async Task<JsonNode> Settled(string cluster, string status, int seconds, BedHypervisor cloud)
     {
-        var kinds = BootstrapArtifactTests.CheckKubeadmSchemas(yaml, $"{node}: ");
-        Assert.Equal(role == "init" ? ["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"] : ["JoinConfiguration", "KubeletConfiguration"], kinds);
-        var first = KubeadmConfigRenderer.Parse(yaml)[0];
-        if (role == "init") Assert.Equal(node, Assert.IsType<Bootstrap.Kubeadm.V1Beta4.InitConfiguration>(first).NodeRegistration!.Name);
-        else
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
         {
-            var join = Assert.IsType<Bootstrap.Kubeadm.V1Beta4.JoinConfiguration>(first);
-            Assert.Equal(node, join.NodeRegistration!.Name);
-            Assert.Equal(role == "control-plane", join.ControlPlane is not null);
+            var show = await Magnum.Api(HttpMethod.Get, $"/v1/clusters/{cluster}", null, HttpStatusCode.OK);
+            if (show["status"]!.GetValue<string>() != status) return show;
+            Assert.True(DateTime.UtcNow < deadline, $"still {status} after {seconds} s: {show["status_reason"]}\n{cloud.Error}\n" +
+                string.Join("\n", cloud.Running.Keys.Select(n => $"--- {n} agent\n{_bed.Bed(["exec", n, "journalctl", "--no-pager", "-n", "60", "-u", "magnetar-node-agent.service"], check: false).Output}" +
+                    $"\n{_bed.Bed(["exec", n, "sh", "-c", "tail -n 20 /var/log/magnetar/*.log"], check: false).Output}")) + $"\n--- magnetar\n{_server!.Log}");
+            await Task.Delay(1000);
         }
     }
 
-    /// <summary>kubectl reads the node's kubeconfig; its CA is the cluster's and its client certificate verifies against it.</summary>
-    private void CheckKubeconfig(string node, string path, string ca, string? subject)
-    {
-        var file = Path.Combine(_dir, $"{node}-{Path.GetFileName(path)}");
-        File.WriteAllText(file, Exec(node, "cat", path));
-        var (code, text) = BootstrapArtifactTests.Run("kubectl", ["--kubeconfig", file, "config", "view", "--raw", "-o", "jsonpath={.users[0].user.client-certificate-data}"]);
-        Assert.True(code == 0, $"{node}:{path}: kubectl config view: {text}");
-        var cert = System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(text.Trim()));
-        (code, text) = BootstrapArtifactTests.Run("kubectl", ["--kubeconfig", file, "config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"]);
-        Assert.True(code == 0, text);
-        Assert.Equal(ca.Trim(), System.Text.Encoding.ASCII.GetString(Convert.FromBase64String(text.Trim())).Trim());
-        Assert.Equal("OK", Fixtures.OpensslVerify(ca, cert, "-purpose", "sslclient"));
-        if (subject is not null) Assert.Equal(subject, Fixtures.Subject(cert));
-    }
-
-    private static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "Magnetar.slnx"))) return d.FullName;
-        throw new InvalidOperationException("Magnetar.slnx not found above " + AppContext.BaseDirectory);
-    }
+    private async Task<string> CaPem(string cluster)
+        => (await Magnum.Api(HttpMethod.Get, $"/v1/certificates/{cluster}", null, HttpStatusCode.OK))["pem"]!.GetValue<string>();
 }
