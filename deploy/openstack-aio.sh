@@ -501,7 +501,7 @@ CONF
 }
 
 # ---------------------------------------------------------------- seeds
-# Images fedora-coreos-40 and ubuntu-24.04 (1 MiB raw), external network "public" 172.24.4.0/24, flavors m1.tiny..
+# Images fedora-coreos-40, ubuntu-24.04 and debian-12 (1 MiB raw), external network "public" 172.24.4.0/24, flavors m1.tiny..
 # m1.large, volume type "fake", demo quotas for a few clusters. Prints the ids write_client_files needs.
 seed_resources() { seed_py resources "$state" > "$state/ids.tmp"; mv "$state/ids.tmp" "$state/ids"; }
 

@@ -12,7 +12,8 @@ import sys
 import openstack
 
 REGION = 'RegionOne'
-IMAGES = {'fedora-coreos-40': 'fedora-coreos', 'ubuntu-24.04': 'ubuntu'}      # name -> os_distro
+# name -> os_distro; debian-12 is what tests/nodebed boots the servers' user-data on
+IMAGES = {'fedora-coreos-40': 'fedora-coreos', 'ubuntu-24.04': 'ubuntu', 'debian-12': 'debian'}
 FLAVORS = [('m1.tiny', 512, 1, 1), ('m1.small', 2048, 20, 1), ('m1.medium', 4096, 40, 2), ('m1.large', 8192, 80, 4)]
 
 
