@@ -13,7 +13,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Server;
 
-/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>.</summary>
+/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>.</summary>
 public static class MagnetarHost
 {
     public static async Task<int> RunAsync(string[] args)
@@ -37,15 +37,23 @@ public static class MagnetarHost
             }
             case "user-add":
                 return UserAdd(rest);
+            case "backup":
+                return await BackupCommands.BackupAsync(rest);
+            case "restore":
+                return await BackupCommands.RestoreAsync(rest);
             case "help" or "--help" or "-h":
                 Console.WriteLine("""
                     usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
                            magnetar user-add --name NAME --password PASSWORD --project PROJECT --role admin|member|reader [--data-dir DIR]
                              (built-in identity, standalone mode only; run it before 'serve', which reads the users at start)
+                           magnetar backup --output FILE [--data-dir DIR] [--Magnetar:Database:...]
+                             (a consistent snapshot of the database with the secret key file and the built-in identity, mode 0600)
+                           magnetar restore --input FILE [--force] [--data-dir DIR] [--Magnetar:Database:...]
+                             (every replica stopped; refuses a database that holds clusters or templates, or another key file, unless --force)
                     """);
                 return 0;
             default:
-                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, help)");
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, help)");
                 return 2;
         }
     }
@@ -71,6 +79,23 @@ public static class MagnetarHost
     /// <summary>The data directory: as given (--data-dir / Magnetar:DataDir), else $MAGNETAR_DATA_DIR, else ./.magnetar.</summary>
     private static string ResolveDataDir(string? given)
         => Path.GetFullPath(given ?? Environment.GetEnvironmentVariable("MAGNETAR_DATA_DIR") ?? ".magnetar");
+
+    /// <summary>Where the state lives, read from configuration as <c>serve</c> reads it: the data directory and the database.</summary>
+    internal static (string DataDir, DatabaseOptions Database, IConfiguration Config) Storage(string[] args)
+    {
+        var config = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory }).Configuration;
+        var dataDir = ResolveDataDir(config["Magnetar:DataDir"]);
+        return (dataDir, DatabaseFor(config, dataDir), config);
+    }
+
+    /// <summary>Magnetar:Database; SQLite in the data directory unless a connection string is given.</summary>
+    private static DatabaseOptions DatabaseFor(IConfiguration config, string dataDir)
+    {
+        var db = config.GetSection("Magnetar:Database").Get<DatabaseOptions>() ?? new DatabaseOptions();
+        if (string.IsNullOrEmpty(db.ConnectionString) && !db.IsPostgres)
+            db.ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30;Pooling=True";
+        return db;
+    }
 
     /// <summary>Builds the application; the in-process tests call both <see cref="Configure"/> methods on a TestServer host instead.</summary>
     public static WebApplication Build(string[] args)
@@ -109,10 +134,7 @@ public static class MagnetarHost
         apiOptions.PublicUrl ??= config["Magnetar:PublicUrl"];
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = apiOptions.MaxRequestBodyBytes);
 
-        var db = config.GetSection("Magnetar:Database").Get<DatabaseOptions>() ?? new DatabaseOptions();
-        if (string.IsNullOrEmpty(db.ConnectionString) && !db.IsPostgres)
-            db.ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30;Pooling=True";
-        builder.Services.AddMagnetarPersistence(db);
+        builder.Services.AddMagnetarPersistence(DatabaseFor(config, dataDir));
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMagnetarIdentity(config);
