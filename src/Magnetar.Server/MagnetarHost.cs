@@ -132,7 +132,13 @@ public static class MagnetarHost
 
         var apiOptions = config.GetSection("Magnetar:Api").Get<ApiOptions>() ?? new ApiOptions();
         apiOptions.PublicUrl ??= config["Magnetar:PublicUrl"];
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = apiOptions.MaxRequestBodyBytes);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = apiOptions.MaxRequestBodyBytes;
+            // HTTPS from PEM files, re-read when they change (Magnetar:Tls:CertificateFile, Magnetar:Tls:KeyFile).
+            var logger = k.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger<ReloadingCertificate>();
+            if (ReloadingCertificate.FromConfiguration(config, logger) is { } tls) k.ConfigureHttpsDefaults(tls.Apply);
+        });
 
         builder.Services.AddMagnetarPersistence(DatabaseFor(config, dataDir));
 

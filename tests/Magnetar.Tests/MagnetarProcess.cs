@@ -19,6 +19,9 @@ public sealed class MagnetarProcess : IAsyncDisposable
     public string Url { get; }
     public string DataDir { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
+
+    /// <summary>The running server's process id (a restart changes it).</summary>
+    public int Pid => _process?.Id ?? 0;
     /// <summary>Whether the started process has ended (false before it was started).</summary>
     public bool HasExited => _process is { HasExited: true };
 
