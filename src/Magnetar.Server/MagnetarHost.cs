@@ -13,7 +13,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Server;
 
-/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>.</summary>
+/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>, <c>register</c>.</summary>
 public static class MagnetarHost
 {
     public static async Task<int> RunAsync(string[] args)
@@ -41,6 +41,8 @@ public static class MagnetarHost
                 return await BackupCommands.BackupAsync(rest);
             case "restore":
                 return await BackupCommands.RestoreAsync(rest);
+            case "register":
+                return await RegisterCommand.RunAsync(rest);
             case "help" or "--help" or "-h":
                 Console.WriteLine("""
                     usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
@@ -50,10 +52,14 @@ public static class MagnetarHost
                              (a consistent snapshot of the database with the secret key file and the built-in identity, mode 0600)
                            magnetar restore --input FILE [--force] [--data-dir DIR] [--Magnetar:Database:...]
                              (every replica stopped; refuses a database that holds clusters or templates, or another key file, unless --force)
+                           magnetar register --public-url URL [--internal-url URL] [--admin-url URL] [--region R] [--replace]
+                                    [--service-user magnetar --service-password P --service-project service --role admin]
+                                    [--auth-url URL --username U --password P --project P]   (default: an openrc's OS_* variables)
+                             (the container-infra service, endpoints and service user in Keystone; idempotent)
                     """);
                 return 0;
             default:
-                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, help)");
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, help)");
                 return 2;
         }
     }
