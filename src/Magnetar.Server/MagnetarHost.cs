@@ -90,8 +90,30 @@ public static class MagnetarHost
     internal static (string DataDir, DatabaseOptions Database, IConfiguration Config) Storage(string[] args)
     {
         var config = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory }).Configuration;
+        AddConfigFile(config);
         var dataDir = ResolveDataDir(config["Magnetar:DataDir"]);
         return (dataDir, DatabaseFor(config, dataDir), config);
+    }
+
+    /// <summary>
+    /// The operator's configuration file, <c>/etc/magnetar/magnetar.json</c> (or <c>$MAGNETAR_CONFIG</c>, which must exist):
+    /// read after the built-in appsettings.json and before environment variables and the command line, which override it.
+    /// JSON with comments (deploy/etc/magnetar.json documents every key).
+    /// </summary>
+    internal static void AddConfigFile(ConfigurationManager config)
+    {
+        var named = Environment.GetEnvironmentVariable("MAGNETAR_CONFIG");
+        var path = Path.GetFullPath(string.IsNullOrEmpty(named) ? "/etc/magnetar/magnetar.json" : named);
+        var source = new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource
+        {
+            Path = Path.GetFileName(path), Optional = string.IsNullOrEmpty(named), ReloadOnChange = false,
+            FileProvider = Directory.Exists(Path.GetDirectoryName(path)) ? new Microsoft.Extensions.FileProviders.PhysicalFileProvider(Path.GetDirectoryName(path)!) : null,
+        };
+        if (source.FileProvider is null && !source.Optional) throw new InvalidOperationException($"MAGNETAR_CONFIG names {path}, whose directory does not exist");
+        if (source.FileProvider is null) return;
+        IConfigurationBuilder builder = config;
+        var at = builder.Sources.TakeWhile(s => s is not Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource).Count();
+        builder.Sources.Insert(at, source);
     }
 
     /// <summary>Magnetar:Database; SQLite in the data directory unless a connection string is given.</summary>
@@ -107,6 +129,7 @@ public static class MagnetarHost
     public static WebApplication Build(string[] args)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory });
+        AddConfigFile(builder.Configuration);
         Configure(builder);
         var app = builder.Build();
         Configure(app);

@@ -20,6 +20,9 @@ public sealed class MagnetarProcess : IAsyncDisposable
     public string DataDir { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
 
+    /// <summary>Environment variables of the server process, beyond the test's own.</summary>
+    public Dictionary<string, string> Environment { get; } = [];
+
     /// <summary>The running server's process id (a restart changes it).</summary>
     public int Pid => _process?.Id ?? 0;
     /// <summary>Whether the started process has ended (false before it was started).</summary>
@@ -61,6 +64,7 @@ public sealed class MagnetarProcess : IAsyncDisposable
         var dll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
         var psi = new ProcessStartInfo("dotnet", [dll, "serve", "--urls", Url, "--data-dir", DataDir, .. _args])
         { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (k, v) in Environment) psi.Environment[k] = v;
         lock (_log) _log.AppendLine($"--- start {DateTime.UtcNow:HH:mm:ss.fff}");
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
