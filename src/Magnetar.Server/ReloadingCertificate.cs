@@ -9,14 +9,18 @@ namespace Magnetar.Server;
 /// read again when either file changes: a renewed certificate (certbot, an ACME client, a CA's agent) is served from the
 /// next TLS handshake on, without a restart. Each handshake compares the files' modification times and sizes (two
 /// stat calls); a pair that does not load — a renewal half-written, a key that does not match — keeps the certificate
-/// served until then, says so in the log, and is tried again on the next handshake. Certificates after the first in
+/// served until then, says so in the log once, and is tried again when the files change again. Certificates after the first in
 /// the certificate file are sent as its chain (intermediates).
 /// </summary>
 public sealed class ReloadingCertificate(string certificateFile, string keyFile, ILogger logger)
 {
     private readonly object _lock = new();
-    private (DateTime, long, DateTime, long) _stamp;
-    private (X509Certificate2 Certificate, SslStreamCertificateContext Context)? _current;
+    /// <summary>What is served and the files' stamp it was loaded at: one reference, replaced whole (handshakes read it without the lock).</summary>
+    private volatile Loaded? _loaded;
+    /// <summary>The stamp of files that did not load: not parsed again (nor logged again) until they change once more.</summary>
+    private (DateTime, long, DateTime, long)? _failed;
+
+    private sealed record Loaded(X509Certificate2 Certificate, SslStreamCertificateContext Context, (DateTime, long, DateTime, long) Stamp);
 
     public static ReloadingCertificate? FromConfiguration(IConfiguration config, ILogger logger)
     {
@@ -49,32 +53,33 @@ public sealed class ReloadingCertificate(string certificateFile, string keyFile,
         get
         {
             var stamp = Stamp();
-            var current = _current;
-            if (current is not null && stamp == _stamp) return current.Value;
+            var loaded = _loaded;
+            if (loaded is not null && stamp == loaded.Stamp) return (loaded.Certificate, loaded.Context);
             lock (_lock)
             {
-                if (_current is not null && stamp == _stamp) return _current.Value;
+                loaded = _loaded;
+                if (loaded is not null && (stamp == loaded.Stamp || stamp == _failed)) return (loaded.Certificate, loaded.Context);
                 try
                 {
                     var certificate = X509Certificate2.CreateFromPemFile(certificateFile, keyFile);
                     var chain = new X509Certificate2Collection();
                     chain.ImportFromPemFile(certificateFile);
                     var context = SslStreamCertificateContext.Create(certificate, new X509Certificate2Collection(chain.Skip(1).ToArray()), offline: true);
-                    _current = (certificate, context);
-                    _stamp = stamp;
+                    _loaded = loaded = new Loaded(certificate, context, stamp);
                     logger.LogInformation("HTTPS certificate loaded from {File}: {Subject}, valid until {NotAfter:u}, SHA-256 {Thumbprint}",
                         certificateFile, certificate.Subject, certificate.NotAfter.ToUniversalTime(), certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256));
                 }
-                catch (Exception e) when (_current is not null && e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException)
+                catch (Exception e) when (loaded is not null && e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException)
                 {
-                    logger.LogWarning("HTTPS certificate files changed but do not load ({Error}); still serving {Subject} until they do",
-                        e.Message, _current.Value.Certificate.Subject);
+                    _failed = stamp;
+                    logger.LogWarning("HTTPS certificate files changed but do not load ({Error}); still serving {Subject} until they change again",
+                        e.Message, loaded.Certificate.Subject);
                 }
                 catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException)
                 {
                     throw new InvalidOperationException($"The HTTPS certificate {certificateFile} with key {keyFile} does not load: {e.Message}", e);
                 }
-                return _current!.Value;
+                return (loaded!.Certificate, loaded.Context);
             }
         }
     }
