@@ -23,7 +23,9 @@ internal static class RegisterCommand
         try
         {
             var o = Parse(args);
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            // A new connection per request (a few dozen in all): a Keystone under uwsgi's HTTP router with keep-alive sends a
+            // chunk terminator after a 204, which breaks the next response on a reused connection.
+            using var http = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero }) { Timeout = TimeSpan.FromSeconds(30) };
             var authUrl = o["auth-url"].TrimEnd('/');
             if (authUrl.EndsWith("/v3", StringComparison.Ordinal)) authUrl = authUrl[..^3]; // an openrc's OS_AUTH_URL names the version
             var keystone = new Keystone(http, authUrl);
@@ -243,12 +245,25 @@ internal static class RegisterCommand
             => (await GetAsync($"/v3/domains?name={Uri.EscapeDataString(name)}"))!["domains"]!.AsArray().FirstOrDefault()?["id"]!.GetValue<string>()
                ?? throw new RegisterException($"Keystone has no domain named {name}");
 
+        /// <summary>
+        /// Sends a request; one that changes nothing or the same thing twice (all but POST) is sent again, up to 3 times,
+        /// when the connection fails (Keystone under uwsgi resets some).
+        /// </summary>
+        private async Task<HttpResponseMessage> Send(HttpMethod method, string path, JsonObject? body)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                using var request = new HttpRequestMessage(method, url + path);
+                request.Headers.Add("X-Auth-Token", _token);
+                if (body is not null) request.Content = Body(body);
+                try { return await http.SendAsync(request); }
+                catch (HttpRequestException) when (method != HttpMethod.Post && attempt < 3) { await Task.Delay(200 * attempt); }
+            }
+        }
+
         public async Task<JsonNode?> GetAsync(string path, bool allowMissing = false, bool head = false)
         {
-            using var request = new HttpRequestMessage(head ? HttpMethod.Head : HttpMethod.Get, url + path);
-            request.Headers.Add("X-Auth-Token", _token);
-            request.Headers.ConnectionClose = true; // a Keystone under uwsgi's HTTP mode breaks a kept-alive connection after a 204
-            using var response = await http.SendAsync(request);
+            using var response = await Send(head ? HttpMethod.Head : HttpMethod.Get, path, null);
             if (allowMissing && response.StatusCode == HttpStatusCode.NotFound) return null;
             await Check(response, head ? "HEAD" : "GET", path);
             return head ? new JsonObject() : JsonNode.Parse(await response.Content.ReadAsStringAsync());
@@ -256,11 +271,7 @@ internal static class RegisterCommand
 
         public async Task<JsonNode?> SendAsync(HttpMethod method, string path, JsonObject? body)
         {
-            using var request = new HttpRequestMessage(method, url + path);
-            request.Headers.Add("X-Auth-Token", _token);
-            request.Headers.ConnectionClose = true; // a Keystone under uwsgi's HTTP mode breaks a kept-alive connection after a 204
-            if (body is not null) request.Content = Body(body);
-            using var response = await http.SendAsync(request);
+            using var response = await Send(method, path, body);
             await Check(response, method.Method, path);
             var text = await response.Content.ReadAsStringAsync();
             return string.IsNullOrWhiteSpace(text) ? null : JsonNode.Parse(text);
