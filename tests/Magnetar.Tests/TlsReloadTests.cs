@@ -88,7 +88,8 @@ public sealed class TlsReloadTests : IAsyncLifetime
         }
         using var issuer = X509Certificate2.CreateFromPem(parent.CertificatePem, parent.PrivateKeyPem);
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer, true, false));
-        using var cert = request.Create(issuer, now.AddMinutes(-5), now.AddDays(30), RandomNumberGenerator.GetBytes(16));
+        // within the issuer's validity (its notAfter was computed a moment earlier: the same "now + 30 days" would pass it)
+        using var cert = request.Create(issuer, now.AddMinutes(-5), now.AddDays(20), RandomNumberGenerator.GetBytes(16));
         return new CertificateAuthorityMaterial(cert.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
     }
 
