@@ -130,7 +130,7 @@ internal static class BackupCommands
                 // The secrets in the backup open only with the keys they were sealed with.
                 var keyFile = Path.Combine(dataDir, "secret.key");
                 var backupKey = Path.Combine(work, "secret.key");
-                var (configured, fromConfig) = KeyIds(config, dataDir, create: false);
+                var (configured, fromConfig) = KeyIds(config, dataDir, required: false);
                 if (fromConfig)
                 {
                     var missing = manifest.KeyIds.Except(configured).ToList();
@@ -191,13 +191,13 @@ internal static class BackupCommands
     }
 
     /// <summary>The ids of the keys that seal the secrets: Magnetar:Secrets:Keys, else the data directory's key file.</summary>
-    private static (List<string> Ids, bool FromConfiguration) KeyIds(IConfiguration config, string dataDir, bool create = true)
+    private static (List<string> Ids, bool FromConfiguration) KeyIds(IConfiguration config, string dataDir, bool required = true)
     {
         var configured = config.GetSection("Magnetar:Secrets").Get<SecretProtectionOptions>();
         if (configured is { Keys.Count: > 0 }) return (configured.Keys.Keys.Order().ToList(), true);
         var keyFile = Path.Combine(dataDir, "secret.key");
         if (!File.Exists(keyFile))
-            return create ? throw new CommandException($"no secret key: neither Magnetar:Secrets:Keys nor {keyFile}") : ([], false);
+            return required ? throw new CommandException($"no secret key: neither Magnetar:Secrets:Keys nor {keyFile}") : ([], false);
         return (KeyFile.LoadOrCreate(keyFile).Keys.Keys.Order().ToList(), false);
     }
 

@@ -299,20 +299,12 @@ public sealed class BootedNodeTests : IAsyncLifetime
 
     private string Diagnostics(Dictionary<string, string> nodes) => _bed.Diagnostics(nodes.Keys) + $"\n--- magnetar\n{_server!.Log}";
 
-    /// <summary>The cluster once its status is no longer <paramref name="status"/>; on a timeout, what the nodes say.</summary>
-    private async Task<JsonNode> Settled(string cluster, string status, int seconds, BedHypervisor cloud)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (true)
-        {
-            var show = await Magnum.Api(HttpMethod.Get, $"/v1/clusters/{cluster}", null, HttpStatusCode.OK);
-            if (show["status"]!.GetValue<string>() != status) return show;
-            Assert.True(DateTime.UtcNow < deadline, $"still {status} after {seconds} s: {show["status_reason"]}\n{cloud.Error}\n" +
+    /// <summary>The cluster once its status is no longer <paramref name="status"/>; on a timeout, what the nodes' agents say.</summary>
+    private Task<JsonNode> Settled(string cluster, string status, int seconds, BedHypervisor cloud)
+        => new MagnumSession(() => _http, () => $"{cloud.Error}\n" +
                 string.Join("\n", cloud.Running.Keys.Select(n => $"--- {n} agent\n{_bed.Bed(["exec", n, "journalctl", "--no-pager", "-n", "60", "-u", "magnetar-node-agent.service"], check: false).Output}" +
-                    $"\n{_bed.Bed(["exec", n, "sh", "-c", "tail -n 20 /var/log/magnetar/*.log"], check: false).Output}")) + $"\n--- magnetar\n{_server!.Log}");
-            await Task.Delay(1000);
-        }
-    }
+                    $"\n{_bed.Bed(["exec", n, "sh", "-c", "tail -n 20 /var/log/magnetar/*.log"], check: false).Output}")) + $"\n--- magnetar\n{_server!.Log}")
+            .WaitFor(cluster, c => c["status"]!.GetValue<string>() != status, seconds);
 
     private async Task<string> CaPem(string cluster)
         => (await Magnum.Api(HttpMethod.Get, $"/v1/certificates/{cluster}", null, HttpStatusCode.OK))["pem"]!.GetValue<string>();
