@@ -87,41 +87,18 @@ public sealed class AutoscalerTests : IAsyncLifetime
         ["kube_tag"] = "v1.31.1", ["auto_scaling_enabled"] = "true", ["min_node_count"] = $"{min}", ["max_node_count"] = $"{max}",
     };
 
-    /// <summary>Runs <c>magnetar autoscaler-credential</c> for a cluster; the directory it wrote.</summary>
-    private async Task<string> CredentialAsync(string cluster, int expectExit = 0, string? expectError = null)
-    {
-        var output = Path.Combine(_dir, "cred-" + Guid.NewGuid().ToString("N")[..8]);
-        var r = await OpenStackCli.ExecAsync("dotnet", _dir, null,
-            [Path.Combine(AppContext.BaseDirectory, "magnetar.dll"), "autoscaler-credential", "--cluster", cluster, "--output", output,
-             "--data-dir", Path.Combine(_dir, "data"), .. ServerArgs(false)]);
-        Assert.True(r.ExitCode == expectExit, $"autoscaler-credential {cluster}: exit {r.ExitCode}\n{r.Stdout}\n{r.Stderr}");
-        if (expectError is not null) Assert.Contains(expectError, r.Stderr);
-        return output;
-    }
+    private Task<string> CredentialAsync(string cluster, int expectExit = 0, string? expectError = null)
+        => AutoscalerHarness.CredentialAsync(_dir, cluster, [.. ServerArgs(false), "--data-dir", Path.Combine(_dir, "data")], expectExit, expectError);
 
-    /// <summary>A gRPC client as the autoscaler makes one from its cloud-config: the server verified against ca.crt (name included), the client certificate given.</summary>
     private CloudProvider.CloudProviderClient Client(string caDir, X509Certificate2? clientCertificate)
     {
-        var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(caDir, "ca.crt")));
-        var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, errors) =>
-        {
-            if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None || cert is null) return false;
-            using var chain = new X509Chain();
-            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            chain.ChainPolicy.CustomTrustStore.Add(ca);
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return chain.Build(X509CertificateLoader.LoadCertificate(cert.GetRawCertData()));
-        };
-        if (clientCertificate is not null) handler.SslOptions.ClientCertificates = [clientCertificate];
-        var channel = GrpcChannel.ForAddress($"https://127.0.0.1:{_grpcPort}", new GrpcChannelOptions { HttpHandler = handler });
+        var (client, channel) = AutoscalerHarness.Client(_grpcPort, caDir, clientCertificate);
         _channels.Add(channel);
-        return new CloudProvider.CloudProviderClient(channel);
+        return client;
     }
 
-    private static X509Certificate2 Pfx(X509Certificate2 c) => X509CertificateLoader.LoadPkcs12(c.Export(X509ContentType.Pkcs12), null);
-    private static X509Certificate2 ClientCertificate(string dir) =>
-        Pfx(X509Certificate2.CreateFromPemFile(Path.Combine(dir, "tls.crt"), Path.Combine(dir, "tls.key")));
+    private static X509Certificate2 Pfx(X509Certificate2 c) => AutoscalerHarness.Pfx(c);
+    private static X509Certificate2 ClientCertificate(string dir) => AutoscalerHarness.ClientCertificate(dir);
 
     private List<(string Name, string Group, string? ServerId)> Nodes(string cluster)
     {
@@ -338,4 +315,42 @@ public sealed class AutoscalerTests : IAsyncLifetime
             DateTimeOffset.UtcNow.AddDays(-3), DateTimeOffset.UtcNow.AddDays(-1), [1, 2, 3, 4]);
         return Pfx(c.CopyWithPrivateKey(key));
     }
+}
+
+/// <summary>What the autoscaler tests share: the credential command and a client made as the autoscaler makes one.</summary>
+internal static class AutoscalerHarness
+{
+    /// <summary>Runs <c>magnetar autoscaler-credential</c> for a cluster with the server's arguments; the directory it wrote.</summary>
+    public static async Task<string> CredentialAsync(string dir, string cluster, IEnumerable<string> serverArgs, int expectExit = 0, string? expectError = null)
+    {
+        var output = Path.Combine(dir, "cred-" + Guid.NewGuid().ToString("N")[..8]);
+        var r = await OpenStackCli.ExecAsync("dotnet", dir, null,
+            [Path.Combine(AppContext.BaseDirectory, "magnetar.dll"), "autoscaler-credential", "--cluster", cluster, "--output", output, .. serverArgs]);
+        Assert.True(r.ExitCode == expectExit, $"autoscaler-credential {cluster}: exit {r.ExitCode}\n{r.Stdout}\n{r.Stderr}");
+        if (expectError is not null) Assert.Contains(expectError, r.Stderr);
+        return output;
+    }
+
+    /// <summary>A gRPC client as the autoscaler makes one from its cloud-config: the server verified against ca.crt (name included), the client certificate given.</summary>
+    public static (CloudProvider.CloudProviderClient Client, GrpcChannel Channel) Client(int port, string caDir, X509Certificate2? clientCertificate)
+    {
+        var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(caDir, "ca.crt")));
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, errors) =>
+        {
+            if ((errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None || cert is null) return false;
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(ca);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            return chain.Build(X509CertificateLoader.LoadCertificate(cert.GetRawCertData()));
+        };
+        if (clientCertificate is not null) handler.SslOptions.ClientCertificates = [clientCertificate];
+        var channel = GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = handler });
+        return (new CloudProvider.CloudProviderClient(channel), channel);
+    }
+
+    public static X509Certificate2 Pfx(X509Certificate2 c) => X509CertificateLoader.LoadPkcs12(c.Export(X509ContentType.Pkcs12), null);
+    public static X509Certificate2 ClientCertificate(string dir) =>
+        Pfx(X509Certificate2.CreateFromPemFile(Path.Combine(dir, "tls.crt"), Path.Combine(dir, "tls.key")));
 }
