@@ -249,7 +249,7 @@ static partial class HealthBench
     /// keys and values but its keys in the reverse order (the monitor compares them as a set, and writes "api" first):
     /// a reason the monitor rewrote is then visible afterwards.
     /// </summary>
-    private static async Task SeedAsync(string dbFile, int count, int nodes)
+    internal static async Task SeedAsync(string dbFile, int count, int nodes)
     {
         var cs = $"Data Source={dbFile};Default Timeout=30";
         SqliteMagnetarDbContext Create() => new(new DbContextOptionsBuilder<SqliteMagnetarDbContext>().UseSqlite(cs).Options);

@@ -17,6 +17,7 @@ using Microsoft.EntityFrameworkCore;
 //        Magnetar.Bench --mode pki [--iterations 40] [--out results-pki.md]
 //        Magnetar.Bench --mode agents --server <dll> [--clusters 10] [--nodes 10] [--pollers 16] [--seconds 30] [--out results-agents.md]
 //        Magnetar.Bench --mode health --server <dll> [--clusters 10000] [--nodes 4] [--interval 10] [--seconds 60] [--warmup 1] [--out bench/results-health.md]
+//        Magnetar.Bench --mode autoscaler --server <dll> [--clusters 1000] [--nodes 4] [--interval 10] [--seconds 60] [--out bench/results-autoscaler.md]
 //        Magnetar.Bench --mode upgrade --server <dll> [--step-ms 1500] [--tiny-ms 10|off] [--repeat 3] [--warmup 1] [--poll-ms 1000] [--server-log Information] [--out bench/results-upgrade.md]
 
 var opts = ParseArgs(args);
@@ -32,6 +33,7 @@ if (opts.GetValueOrDefault("mode") == "load") return await LoadBench.RunAsync(op
 if (opts.GetValueOrDefault("mode") == "agents") return await AgentBench.RunAsync(opts);
 if (opts.GetValueOrDefault("mode") == "health") return await HealthBench.RunAsync(opts);
 if (opts.GetValueOrDefault("mode") == "upgrade") return await UpgradeBench.RunAsync(opts);
+if (opts.GetValueOrDefault("mode") == "autoscaler") return await AutoscalerBench.RunAsync(opts);
 
 var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();

@@ -4,6 +4,7 @@ using Magnetar.Autoscaler.ExternalGrpc;
 using Magnetar.Conductor;
 using Magnetar.Domain;
 using Magnetar.Persistence;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
@@ -182,9 +183,29 @@ public sealed class CloudProviderService(
         return new NodeGroupAutoscalingOptionsResponse { NodeGroupAutoscalingOptions = result };
     }
 
-    // PricingNodePrice, PricingPodPrice and NodeGroupTemplateNodeInfo stay Unimplemented (the base class's answer),
-    // which the autoscaler accepts: no prices in a private cloud, and no template node (scale-up from zero nodes is
-    // not possible; a group with a node is simulated from that node).
+    // PricingNodePrice, PricingPodPrice and NodeGroupTemplateNodeInfo answer Unimplemented, which the autoscaler
+    // accepts: no prices in a private cloud, and no template node (scale-up from zero nodes is not possible; a group
+    // with a node is simulated from that node). The caller is authenticated first, as for every call.
+    public override async Task<PricingNodePriceResponse> PricingNodePrice(PricingNodePriceRequest request, ServerCallContext context)
+    {
+        await CallerAsync(context);
+        throw Unimplemented("prices: a private cloud's nodes have none here");
+    }
+
+    public override async Task<PricingPodPriceResponse> PricingPodPrice(PricingPodPriceRequest request, ServerCallContext context)
+    {
+        await CallerAsync(context);
+        throw Unimplemented("prices: a private cloud's nodes have none here");
+    }
+
+    public override async Task<NodeGroupTemplateNodeInfoResponse> NodeGroupTemplateNodeInfo(NodeGroupTemplateNodeInfoRequest request, ServerCallContext context)
+    {
+        var (cluster, _) = await CallerAsync(context);
+        Group(cluster, request.Id);
+        throw Unimplemented("no template node: the autoscaler simulates a nodegroup from one of its nodes (scale-up from zero is not possible)");
+    }
+
+    private static RpcException Unimplemented(string why) => new(new Status(StatusCode.Unimplemented, why));
 
     // ---- the caller and its cluster ----
 
@@ -194,11 +215,22 @@ public sealed class CloudProviderService(
         if (http.Connection.LocalPort != options.Port)
             throw new RpcException(new Status(StatusCode.PermissionDenied, "the autoscaler service is served on its own port only"));
         var certificate = http.Connection.ClientCertificate ?? await http.Connection.GetClientCertificateAsync(context.CancellationToken);
-        var (uuid, refusal) = await authority.AuthenticateAsync(certificate, context.CancellationToken);
-        if (uuid is null)
+        // The certificate is the TLS connection's: once its chain was verified, the connection's later calls (an
+        // autoscaler keeps one open) only check that it has not expired since.
+        var items = http.Features.Get<IConnectionItemsFeature>()?.Items;
+        string? uuid;
+        if (items?.TryGetValue(typeof(AuthenticatedConnection), out var cached) == true && cached is AuthenticatedConnection known
+            && ReferenceEquals(known.Certificate, certificate) && known.NotAfter > time.GetUtcNow())
+            uuid = known.ClusterUuid;
+        else
         {
-            logger.LogWarning("Autoscaler call {Method} from {Remote} refused: {Reason}", context.Method, http.Connection.RemoteIpAddress, refusal);
-            throw new RpcException(new Status(StatusCode.Unauthenticated, refusal!));
+            (uuid, var refusal) = await authority.AuthenticateAsync(certificate, context.CancellationToken);
+            if (uuid is null)
+            {
+                logger.LogWarning("Autoscaler call {Method} from {Remote} refused: {Reason}", context.Method, http.Connection.RemoteIpAddress, refusal);
+                throw new RpcException(new Status(StatusCode.Unauthenticated, refusal!));
+            }
+            if (items is not null) items[typeof(AuthenticatedConnection)] = new AuthenticatedConnection(certificate!, uuid, certificate!.NotAfter.ToUniversalTime());
         }
         var db = await dbFactory.CreateDbContextAsync(context.CancellationToken);
         http.Response.RegisterForDispose(db);
@@ -209,6 +241,8 @@ public sealed class CloudProviderService(
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"autoscaling is not enabled on cluster {cluster.Name} (label {AutoscalingLabel}=true)"));
         return (cluster, db);
     }
+
+    private sealed record AuthenticatedConnection(System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate, string ClusterUuid, DateTimeOffset NotAfter);
 
     public const string AutoscalingLabel = "auto_scaling_enabled";
     public static bool AutoscalingEnabled(Cluster cluster) => Labels.Flag(cluster.Labels, AutoscalingLabel, false);

@@ -213,6 +213,44 @@ public sealed class AutoscalerTests : IAsyncLifetime
         await Refused(() => foreign.NodeGroupsAsync(new NodeGroupsRequest()).ResponseAsync, StatusCode.Unauthenticated, "not issued by this Magnetar's autoscaler CA");
         var expired = Client(credA, ExpiredFromMagnetarsCa(a));
         await Refused(() => expired.NodeGroupsAsync(new NodeGroupsRequest()).ResponseAsync, StatusCode.Unauthenticated, "expired");
+        // The matrix: every call of the service × {no certificate, another CA's, expired} is Unauthenticated and changes nothing.
+        var aNode = new ExternalGrpcNode { Name = left[0].Name, ProviderID = "openstack:///" + left[0].ServerId };
+        var calls = new (string Name, Func<CloudProvider.CloudProviderClient, Task> Call)[]
+        {
+            ("NodeGroups", x => x.NodeGroupsAsync(new NodeGroupsRequest()).ResponseAsync),
+            ("NodeGroupForNode", x => x.NodeGroupForNodeAsync(new NodeGroupForNodeRequest { Node = aNode }).ResponseAsync),
+            ("PricingNodePrice", x => x.PricingNodePriceAsync(new PricingNodePriceRequest { Node = aNode }).ResponseAsync),
+            ("PricingPodPrice", x => x.PricingPodPriceAsync(new PricingPodPriceRequest()).ResponseAsync),
+            ("GPULabel", x => x.GPULabelAsync(new GPULabelRequest()).ResponseAsync),
+            ("GetAvailableGPUTypes", x => x.GetAvailableGPUTypesAsync(new GetAvailableGPUTypesRequest()).ResponseAsync),
+            ("Cleanup", x => x.CleanupAsync(new CleanupRequest()).ResponseAsync),
+            ("Refresh", x => x.RefreshAsync(new RefreshRequest()).ResponseAsync),
+            ("NodeGroupTargetSize", x => x.NodeGroupTargetSizeAsync(new NodeGroupTargetSizeRequest { Id = "default-worker" }).ResponseAsync),
+            ("NodeGroupIncreaseSize", x => x.NodeGroupIncreaseSizeAsync(new NodeGroupIncreaseSizeRequest { Id = "default-worker", Delta = 1 }).ResponseAsync),
+            ("NodeGroupDeleteNodes", x => x.NodeGroupDeleteNodesAsync(new NodeGroupDeleteNodesRequest { Id = "default-worker", Nodes = { aNode } }).ResponseAsync),
+            ("NodeGroupDecreaseTargetSize", x => x.NodeGroupDecreaseTargetSizeAsync(new NodeGroupDecreaseTargetSizeRequest { Id = "default-worker", Delta = -1 }).ResponseAsync),
+            ("NodeGroupNodes", x => x.NodeGroupNodesAsync(new NodeGroupNodesRequest { Id = "default-worker" }).ResponseAsync),
+            ("NodeGroupTemplateNodeInfo", x => x.NodeGroupTemplateNodeInfoAsync(new NodeGroupTemplateNodeInfoRequest { Id = "default-worker" }).ResponseAsync),
+            ("NodeGroupGetOptions", x => x.NodeGroupGetOptionsAsync(new NodeGroupAutoscalingOptionsRequest { Id = "default-worker" }).ResponseAsync),
+        };
+        foreach (var (who, client) in new[] { ("none", none), ("foreign CA", foreign), ("expired", expired) })
+            foreach (var (name, call) in calls)
+            {
+                var e = await Assert.ThrowsAsync<RpcException>(() => call(client));
+                Assert.True(e.StatusCode == StatusCode.Unauthenticated, $"{name} with {who}: {e.StatusCode} {e.Status.Detail}");
+            }
+        Assert.Equal(3, (await ca.NodeGroupTargetSizeAsync(new NodeGroupTargetSizeRequest { Id = "default-worker" })).TargetSize);
+        Assert.Equal(3, WorkerServers(a).Count);
+        // The calls answered by the caller's own certificate: Unimplemented only where the interface allows it.
+        foreach (var name in new[] { "PricingNodePrice", "PricingPodPrice", "NodeGroupTemplateNodeInfo" })
+            await Refused(() => calls.Single(c => c.Name == name).Call(ca), StatusCode.Unimplemented, "");
+        Assert.Equal("nvidia.com/gpu.present", (await ca.GPULabelAsync(new GPULabelRequest())).Label);
+        Assert.Empty((await ca.GetAvailableGPUTypesAsync(new GetAvailableGPUTypesRequest())).GpuTypes);
+        var options = (await ca.NodeGroupGetOptionsAsync(new NodeGroupAutoscalingOptionsRequest
+        {
+            Id = "default-worker", Defaults = new NodeGroupAutoscalingOptions { ScaleDownUtilizationThreshold = 0.5 },
+        })).NodeGroupAutoscalingOptions;
+        Assert.Equal(0.5, options.ScaleDownUtilizationThreshold); // the defaults, no nodegroup label overriding them
         // The API port does not serve the autoscaler's service.
         using (var apiChannel = GrpcChannel.ForAddress(_url))
         {
