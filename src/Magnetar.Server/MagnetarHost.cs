@@ -13,7 +13,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Server;
 
-/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>, <c>register</c>.</summary>
+/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>, <c>register</c>, <c>import-magnum</c>.</summary>
 public static class MagnetarHost
 {
     public static async Task<int> RunAsync(string[] args)
@@ -43,6 +43,8 @@ public static class MagnetarHost
                 return await BackupCommands.RestoreAsync(rest);
             case "register":
                 return await RegisterCommand.RunAsync(rest);
+            case "import-magnum":
+                return await ImportMagnumCommand.RunAsync(rest);
             case "help" or "--help" or "-h":
                 Console.WriteLine("""
                     usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
@@ -56,10 +58,13 @@ public static class MagnetarHost
                                     [--service-user magnetar --service-password P --service-project service --role admin]
                                     [--auth-url URL --username U --password P --project P]   (default: an openrc's OS_* variables)
                              (the container-infra service, endpoints and service user in Keystone; idempotent)
+                           magnetar import-magnum --connection URL [--apply] [--data-dir DIR] [--Magnetar:Database:...]
+                             (cluster templates and quotas from a Magnum 15 database, URL as in magnum.conf's [database]
+                              connection; a dry run unless --apply; idempotent; Magnum's Heat clusters are listed, not adopted)
                     """);
                 return 0;
             default:
-                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, help)");
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, import-magnum, help)");
                 return 2;
         }
     }
