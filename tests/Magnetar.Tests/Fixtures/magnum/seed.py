@@ -2,7 +2,7 @@
 """Writes rows into a Magnum 15 database through Magnum's own DB layer (magnum.db.api), as magnum-api and
 magnum-conductor store them: cluster templates, quotas, clusters (with their default nodegroups).
 
-usage: seed.py MAGNUM_CONF < spec.json
+usage: seed.py MAGNUM_CONF SPEC_JSON_FILE
 spec: {"cluster_templates": [{...values...}], "quotas": [{...}], "clusters": [{...}], "nodegroups": [{...}]}
 Prints the stored rows' uuids/ids as JSON.
 """
@@ -16,7 +16,8 @@ from magnum.db import api as db_api
 def main():
     conf = sys.argv[1]
     magnum.conf.CONF([], project='magnum', default_config_files=[conf])
-    spec = json.load(sys.stdin)
+    with open(sys.argv[2]) as f:
+        spec = json.load(f)
     dbapi = db_api.get_instance()
     out = {"cluster_templates": [], "quotas": [], "clusters": [], "nodegroups": []}
     for values in spec.get("cluster_templates", []):
