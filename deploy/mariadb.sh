@@ -66,7 +66,9 @@ case "$cmd" in
     if running; then
       pid=$(cat "$pidfile" 2>/dev/null || true)
       mariadb-admin --no-defaults --protocol=socket --socket="$socket" -u root shutdown >/dev/null 2>&1 || { [ -n "$pid" ] && kill "$pid"; }
-      for _ in $(seq 1 60); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      if [ -n "$pid" ]; then
+        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      fi
       echo "mariadb.sh: stopped" >&2
     fi
     ;;
