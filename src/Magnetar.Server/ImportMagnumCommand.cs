@@ -70,6 +70,12 @@ internal static class ImportMagnumCommand
             else if (args[i].StartsWith("--connection=", StringComparison.Ordinal)) connection = args[i]["--connection=".Length..];
             else if (args[i] == "--apply") apply = true;
             else if (args[i] is "--help" or "-h") { Console.WriteLine(Usage); return 0; }
+            else if (args[i].StartsWith('-') && !args[i].Contains(':') && !args[i].Contains("__") && args[i] != "--data-dir" && !args[i].StartsWith("--data-dir=", StringComparison.Ordinal))
+            {
+                // A misspelt --apply must not quietly become a dry run (nor a configuration key).
+                Console.Error.WriteLine($"magnetar import-magnum: unknown option {args[i]}\n" + Usage);
+                return 2;
+            }
             else rest.Add(args[i]);
         }
         if (string.IsNullOrWhiteSpace(connection))
@@ -96,6 +102,12 @@ internal static class ImportMagnumCommand
         {
             // Magnetar's configuration or its own database (SQLite file, PostgreSQL) could not be read or written.
             Console.Error.WriteLine("magnetar import-magnum: " + Scrub(e.Message.Split('\n')[0].Trim(), password));
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // Anything else is a bug of this command: still one line, no stack trace, no password.
+            Console.Error.WriteLine($"magnetar import-magnum: failed ({e.GetType().Name}): " + Scrub(e.Message.Split('\n')[0].Trim(), password));
             return 1;
         }
     }

@@ -285,6 +285,9 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
         var (usage, help) = Magnetar("import-magnum", "--data-dir", data);
         Assert.Equal(2, usage);
         Assert.Contains("--connection URL is required", help);
+        (usage, help) = Magnetar("import-magnum", "--connection", $"mysql://magnum:{secret}@127.0.0.1:{port}/magnum", "--aply", "--data-dir", data);
+        Assert.Equal(2, usage);
+        Assert.Contains("unknown option --aply", help);
         Assert.False(Directory.Exists(data), "a refused import wrote into the data directory");
     }
 
