@@ -37,6 +37,7 @@ case "$cmd" in
   start)
     ensure_installed
     mkdir -p "$state"
+    chmod 0755 "$state" # mariadbd runs as mysql and must reach its data directory inside
     if [ ! -d "$data/mysql" ]; then
       mkdir -p "$data"
       chown mysql:mysql "$data"
