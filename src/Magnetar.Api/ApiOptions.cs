@@ -5,6 +5,8 @@ public sealed class ApiOptions
 {
     /// <summary>Base URL clients reach this service at (links, catalog). Empty: derived from each request.</summary>
     public string? PublicUrl { get; set; }
+    /// <summary>Whether the cluster-autoscaler endpoint is on (Magnetar:Autoscaler:Port): clusters may ask for auto_scaling_enabled.</summary>
+    public bool AutoscalerEnabled { get; set; }
     /// <summary>Keystone URL announced in WWW-Authenticate on 401.</summary>
     public string? AuthUrl { get; set; }
     /// <summary>Magnum's [quotas] max_clusters_per_project: the limit for projects without an explicit quota.</summary>

@@ -154,7 +154,9 @@ public static class ClustersApi
             NextReconcileAt = now,
         };
         cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultMasterName, NodeGroupRoles.Master, masterCount, cluster.MasterFlavorId, template.ImageId, now, isDefault: true, min: 1));
-        cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true, min: 0));
+        var (workerMin, workerMax) = AutoscalingRange(ctx, labels, nodeCount);
+        cluster.NodeGroups.Add(NewNodeGroup(cluster, NodeGroupRoles.DefaultWorkerName, NodeGroupRoles.Worker, nodeCount, cluster.FlavorId, template.ImageId, now, isDefault: true,
+            min: workerMin, max: workerMax));
         // The row first, the cloud credential second: a credential is never made for a cluster the database does not
         // know. Until the credential is saved the conductor leaves the cluster alone; if this process dies in between,
         // the conductor fails the cluster after a grace period and its delete revokes a credential found by name.
@@ -202,6 +204,29 @@ public static class ClustersApi
     private static Task<bool> NameInUseAsync(ApiContext ctx, string projectId, string name, CancellationToken ct)
         => ctx.Db.Clusters.AsNoTracking().AnyAsync(c => c.ProjectId == projectId && c.Name == name
             && c.Operation != ClusterOperations.Delete && c.Status != ClusterStatus.DeleteFailed, ct);
+
+    /// <summary>
+    /// The default worker nodegroup's range from Magnum's labels <c>min_node_count</c> / <c>max_node_count</c> (what
+    /// Magnum's autoscaler is configured with), checked as Magnum checks a nodegroup's; and <c>auto_scaling_enabled=true</c>
+    /// needs this deployment's autoscaler endpoint.
+    /// </summary>
+    private static (int Min, int? Max) AutoscalingRange(ApiContext ctx, IReadOnlyDictionary<string, string> labels, int nodeCount)
+    {
+        int? Count(string key)
+        {
+            if (!labels.TryGetValue(key, out var text) || string.IsNullOrWhiteSpace(text)) return null;
+            return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                ? n : throw MagnumError.BadRequest($"Label {key}={text} is not a non-negative integer.");
+        }
+        var min = Count("min_node_count") ?? 0;
+        var max = Count("max_node_count");
+        if (max is { } mx && mx < min) throw MagnumError.BadRequest($"min_node_count ({min}) should be less or equal to max_node_count ({mx}).");
+        if (max is { } m2 && nodeCount > m2) throw MagnumError.BadRequest($"node_count ({nodeCount}) should be less or equal to max_node_count ({m2}).");
+        if (min > nodeCount) throw MagnumError.BadRequest($"min_node_count ({min}) should be less or equal to node_count ({nodeCount}).");
+        if (Labels.Flag(labels, "auto_scaling_enabled", false) && !ctx.Options.AutoscalerEnabled)
+            throw MagnumError.BadRequest("auto_scaling_enabled=true: this Magnetar deployment has no autoscaler endpoint (the operator sets Magnetar:Autoscaler:Port).");
+        return (min, max);
+    }
 
     internal static NodeGroup NewNodeGroup(Cluster c, string name, string role, int count, string? flavor, string? image, DateTimeOffset now, bool isDefault, int min, int? max = null)
         => new()

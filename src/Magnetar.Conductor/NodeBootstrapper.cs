@@ -45,9 +45,12 @@ public sealed partial class NodeBootstrapper(
     HealthOptions healthOptions,
     ReconcileSignal signal,
     TimeProvider time,
-    ILogger<NodeBootstrapper> logger)
+    ILogger<NodeBootstrapper> logger,
+    IAutoscalerCredentials? autoscaler = null)
 {
     public const string TokenPrefix = "mgb1";
+    /// <summary>The <see cref="NodeBootstrapState.ServerStatus"/> of a node whose server the cloud no longer shows.</summary>
+    public const string Gone = "DELETED";
     public const int MaxLogTail = 8192;
     /// <summary>What a node may report: its bootstrap phases, the CA rotation steps, the renewals of its agent.</summary>
     private static readonly string[] ReportablePhases = [.. NodePhases.All, .. CaRotationSteps.All.Select(CaRotationSteps.Phase), .. NodePhases.Renewals, NodePhases.EtcdMemberRemoved];
@@ -120,7 +123,16 @@ public sealed partial class NodeBootstrapper(
     {
         var states = await db.NodeStates.Where(s => s.ClusterUuid == cluster.Uuid).ToDictionaryAsync(s => s.NodeName, ct); // unique per cluster
         foreach (var node in obs.NodeGroups.SelectMany(g => g.Nodes))
-            if (node.Addresses is { Count: > 0 } && states.TryGetValue(node.Name, out var state)) state.Addresses = string.Join(",", node.Addresses);
+        {
+            if (!states.TryGetValue(node.Name, out var state)) continue;
+            if (node.Addresses is { Count: > 0 }) state.Addresses = string.Join(",", node.Addresses);
+            if (!string.IsNullOrEmpty(node.Id) && state.ServerId != node.Id) state.ServerId = node.Id;
+            if (state.ServerStatus != node.Status) state.ServerStatus = node.Status;
+        }
+        // A server the cloud had and no longer shows is gone (scaled down, replaced): the autoscaler must not count it.
+        var observed = obs.NodeGroups.SelectMany(g => g.Nodes).Select(n => n.Name).ToHashSet();
+        foreach (var state in states.Values)
+            if (state.ServerId is not null && !observed.Contains(state.NodeName) && state.ServerStatus != Gone) state.ServerStatus = Gone;
         return states;
     }
 
@@ -339,8 +351,11 @@ public sealed partial class NodeBootstrapper(
         }
         if (state.Role == NodeRoles.Init)
         {
+            // The cluster's autoscaler gets a client certificate of its own for Magnetar's externalgrpc endpoint.
+            var autoscalerConfig = Labels.Flag(labels, AddonLabels.AutoScalingEnabled, false) && autoscaler is not null
+                ? await autoscaler.IssueAsync(cluster.Uuid, ct) : null;
             var addons = AddonRenderer.Render(new AddonValues(cluster.Uuid, cluster.Name, version, networkDriver,
-                Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), labels, cloud));
+                Labels.PodCidr(labels, networkDriver), Labels.ServiceCidr(labels), labels, cloud, autoscalerConfig));
             foreach (var addon in addons) files.Add(($"etc/kubernetes/magnetar/addons/{addon.FileName}", addon.Yaml, Private));
         }
         var reportToken = NewCredential(db, cluster.Uuid, state.NodeName, NodeCredentialKinds.Report, now + TimeSpan.FromHours(options.ReportCredentialHours));

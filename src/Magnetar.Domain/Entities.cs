@@ -291,6 +291,12 @@ public sealed class NodeBootstrapState
     /// its kubelet serving certificate carries them, so a node fetching its bundle before they are known is told to ask again.
     /// </summary>
     public string? Addresses { get; set; }
+    /// <summary>
+    /// The id of the node's server in the cloud and its last seen status (ACTIVE, BUILD, ERROR…), recorded by the
+    /// conductor: the cluster-autoscaler knows a node by its provider id, <c>openstack:///&lt;server id&gt;</c>.
+    /// </summary>
+    public string? ServerId { get; set; }
+    public string? ServerStatus { get; set; }
     /// <summary>The last step of the cluster's current CA rotation this node completed (<see cref="CaRotationSteps"/>).</summary>
     public string? RotationStep { get; set; }
     /// <summary>Why this node failed the current CA rotation step (node, step, exit code, log tail); null when it did not.</summary>

@@ -1,11 +1,13 @@
 using OpenTelemetry.Metrics;
 using Magnetar.Api;
+using Magnetar.Autoscaler;
 using Magnetar.Bootstrap;
 using Magnetar.Bootstrap.Secrets;
 using Magnetar.Cloud;
 using Magnetar.Cloud.OpenStack;
 using Magnetar.Cloud.Simulated;
 using Magnetar.Conductor;
+using Magnetar.Domain;
 using Magnetar.Identity;
 using Magnetar.Persistence;
 using Magnetar.Server.Standalone;
@@ -45,6 +47,8 @@ public static class MagnetarHost
                 return await RegisterCommand.RunAsync(rest);
             case "import-magnum":
                 return await ImportMagnumCommand.RunAsync(rest);
+            case "autoscaler-credential":
+                return await AutoscalerCredentialAsync(rest);
             case "help" or "--help" or "-h":
                 Console.WriteLine("""
                     usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
@@ -61,12 +65,69 @@ public static class MagnetarHost
                            magnetar import-magnum --connection URL [--apply] [--data-dir DIR] [--Magnetar:Database:...]
                              (cluster templates and quotas from a Magnum 15 database, URL as in magnum.conf's [database]
                               connection; a dry run unless --apply; idempotent; Magnum's Heat clusters are listed, not adopted)
+                           magnetar autoscaler-credential --cluster NAME|UUID --output DIR [--data-dir DIR] [--Magnetar:...]
+                             (a new client certificate for the cluster's cluster-autoscaler, with the CA and a cloud-config naming
+                              the files in DIR: for an autoscaler run outside the cluster; the cluster's addon gets its own)
                     """);
                 return 0;
             default:
                 Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, import-magnum, help)");
                 return 2;
         }
+    }
+
+    /// <summary>Writes a new autoscaler credential of one cluster (ca.crt, tls.crt, tls.key, cloud-config) into a directory.</summary>
+    private static async Task<int> AutoscalerCredentialAsync(string[] args)
+    {
+        string? cluster = null, output = null;
+        var rest = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--cluster" && i + 1 < args.Length) cluster = args[++i];
+            else if (args[i] == "--output" && i + 1 < args.Length) output = args[++i];
+            else rest.Add(args[i]);
+        }
+        if (cluster is null || output is null)
+        {
+            Console.Error.WriteLine("usage: magnetar autoscaler-credential --cluster NAME|UUID --output DIR");
+            return 2;
+        }
+        var app = Build([.. rest]);
+        var options = app.Services.GetRequiredService<AutoscalerOptions>();
+        if (!options.Enabled)
+        {
+            Console.Error.WriteLine("the autoscaler endpoint is off (set Magnetar:Autoscaler:Port)");
+            return 1;
+        }
+        await using var db = await app.Services.GetRequiredService<IDbContextFactory<MagnetarDbContext>>().CreateDbContextAsync();
+        var found = await db.Clusters.AsNoTracking().Where(c => c.Uuid == cluster || c.Name == cluster).Select(c => new { c.Uuid, c.Name, c.ProjectId, c.Labels }).ToListAsync();
+        if (found.Count != 1)
+        {
+            Console.Error.WriteLine(found.Count == 0 ? $"no cluster {cluster}"
+                : $"{found.Count} clusters are named {cluster}; name one by uuid: {string.Join(", ", found.Select(c => $"{c.Uuid} (project {c.ProjectId})"))}");
+            return 1;
+        }
+        if (!Labels.Flag(found[0].Labels, CloudProviderService.AutoscalingLabel, false))
+        {
+            Console.Error.WriteLine($"cluster {found[0].Name} does not have {CloudProviderService.AutoscalingLabel}=true: its autoscaler would be refused");
+            return 1;
+        }
+        var credential = await app.Services.GetRequiredService<AutoscalerAuthority>().IssueAsync(found[0].Uuid, CancellationToken.None);
+        Directory.CreateDirectory(output);
+        var dir = Path.GetFullPath(output);
+        void Write(string name, string content, UnixFileMode mode)
+        {
+            var path = Path.Combine(dir, name);
+            File.WriteAllText(path, content);
+            File.SetUnixFileMode(path, mode);
+        }
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite, Public = Private | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        Write("ca.crt", credential.CaPem, Public);
+        Write("tls.crt", credential.CertificatePem, Public);
+        Write("tls.key", credential.PrivateKeyPem, Private);
+        Write("cloud-config", credential.CloudConfigYaml(dir), Public);
+        Console.WriteLine($"wrote {dir}/cloud-config (cluster {found[0].Name} {found[0].Uuid}, endpoint {credential.Address})");
+        return 0;
     }
 
     /// <summary>Adds a user (and project, role assignment) to the built-in identity of a data directory.</summary>
@@ -199,6 +260,13 @@ public static class MagnetarHost
         var bootstrap = config.GetSection("Magnetar:Bootstrap").Get<BootstrapOptions>() ?? new BootstrapOptions();
         bootstrap.Url ??= apiOptions.PublicUrl ?? (config["urls"] ?? Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? "http://127.0.0.1:9511").Split(';')[0];
 
+        // The cluster-autoscaler endpoint (externalgrpc), on a listener of its own with client certificates.
+        var autoscaler = builder.Services.AddMagnetarAutoscaler(config);
+        apiOptions.AutoscalerEnabled = autoscaler.Enabled;
+        builder.WebHost.ConfigureKestrel(k => AutoscalerEndpoint.Listen(k, autoscaler,
+            (config["urls"] ?? Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? "http://127.0.0.1:9511").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            () => k.ApplicationServices.GetRequiredService<AutoscalerAuthority>()));
+
         // Cloud provider.
         var provider = config["Magnetar:Cloud:Provider"] ?? "simulated";
         // Nothing boots on the simulated cloud: its servers count when ACTIVE unless a test node is configured to play them.
@@ -281,5 +349,6 @@ public static class MagnetarHost
         app.MapBuiltInIdentity();
         app.MapStandaloneCloud();
         app.MapMagnumApi();
+        app.MapMagnetarAutoscaler();
     }
 }

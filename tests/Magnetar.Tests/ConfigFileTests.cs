@@ -45,11 +45,12 @@ public sealed class ConfigFileTests : IAsyncLifetime
         Bind<ConductorOptions>("Magnetar:Conductor");
         Bind<HealthOptions>("Magnetar:Health");
         Bind<ApiOptions>("Magnetar:Api");
+        Bind<Magnetar.Autoscaler.AutoscalerOptions>("Magnetar:Autoscaler");
         // The plain keys, each read by MagnetarHost or the hosting layer.
         var known = new[] { "urls", "Magnetar:DataDir", "Magnetar:PublicUrl", "Magnetar:Tls:CertificateFile", "Magnetar:Tls:KeyFile",
             "Magnetar:Identity:Mode", "Magnetar:Cloud:Provider" };
         var bound = new[] { "Magnetar:Database", "Magnetar:Secrets", "Magnetar:Identity:Keystone", "Magnetar:Cloud:OpenStack", "Magnetar:Bootstrap",
-            "Magnetar:Conductor", "Magnetar:Health", "Magnetar:Api" };
+            "Magnetar:Conductor", "Magnetar:Health", "Magnetar:Api", "Magnetar:Autoscaler" };
         var leaves = config.AsEnumerable().Where(kv => kv.Value is not null).Select(kv => kv.Key).ToList();
         Assert.All(leaves, k => Assert.True(known.Contains(k) || bound.Any(b => k.StartsWith(b + ":")), $"{k} is not a key Magnetar reads"));
         Assert.Equal("keystone", config["Magnetar:Identity:Mode"]);

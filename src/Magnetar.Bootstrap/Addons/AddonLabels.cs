@@ -31,15 +31,19 @@ public static partial class AddonLabels
     /// <summary>Magnetar's own (Magnum installs metrics-server from a Helm chart, <c>metrics_server_chart_tag</c>).</summary>
     public const string MetricsServerTag = "metrics_server_tag";
 
+    /// <summary>Magnum's: the cluster-autoscaler runs in the cluster (Magnetar: with its externalgrpc provider).</summary>
+    public const string AutoScalingEnabled = "auto_scaling_enabled";
+    public const string AutoscalerTag = "autoscaler_tag";
+
     /// <summary>Every label that names an image tag; each is checked against <see cref="TagPattern"/> when set.</summary>
     public static readonly IReadOnlyList<string> TagLabels =
     [
         CalicoTag, CiliumTag, FlannelTag, FlannelCniTag, CloudProviderTag, CinderCsiPluginTag, CsiAttacherTag, CsiProvisionerTag,
-        CsiSnapshotterTag, CsiResizerTag, CsiNodeDriverRegistrarTag, CsiLivenessProbeTag, MetricsServerTag,
+        CsiSnapshotterTag, CsiResizerTag, CsiNodeDriverRegistrarTag, CsiLivenessProbeTag, MetricsServerTag, AutoscalerTag,
     ];
 
     /// <summary>Every true/false label.</summary>
-    public static readonly IReadOnlyList<string> FlagLabels = [CloudProviderEnabled, CinderCsiEnabled, MetricsServerEnabled];
+    public static readonly IReadOnlyList<string> FlagLabels = [CloudProviderEnabled, CinderCsiEnabled, MetricsServerEnabled, AutoScalingEnabled];
 
     [GeneratedRegex(@"^v?[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$")]
     public static partial Regex TagPattern();

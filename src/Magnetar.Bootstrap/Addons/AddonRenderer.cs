@@ -19,6 +19,7 @@ public static partial class AddonRenderer
     public const string CloudControllerManagerFile = "21-openstack-cloud-controller-manager.yaml";
     public const string CinderCsiFile = "30-cinder-csi.yaml";
     public const string MetricsServerFile = "40-metrics-server.yaml";
+    public const string ClusterAutoscalerFile = "50-cluster-autoscaler.yaml";
 
     public static readonly IReadOnlyList<string> NetworkDrivers = ["calico", "cilium", "flannel"];
 
@@ -46,6 +47,9 @@ public static partial class AddonRenderer
             if (csi) addons.Add(OpenStackAddons.CinderCsi(context));
         }
         if (context.Labels.Flag(AddonLabels.MetricsServerEnabled, true)) addons.Add(MetricsServerAddon.Render(context));
+        if (context.Labels.Flag(AddonLabels.AutoScalingEnabled, false))
+            addons.Add(ClusterAutoscalerAddon.Render(context, values.Autoscaler
+                ?? throw new ArgumentException($"Label {AddonLabels.AutoScalingEnabled}=true needs the autoscaler endpoint's address and the cluster's certificate.", nameof(AddonValues.Autoscaler))));
         return addons.OrderBy(a => a.FileName, StringComparer.Ordinal).ToList();
     }
 

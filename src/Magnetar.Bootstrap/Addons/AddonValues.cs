@@ -35,7 +35,21 @@ public sealed record AddonValues(
     string PodCidr,
     string ServiceCidr,
     IReadOnlyDictionary<string, string> Labels,
-    OpenStackCloudConfig? Cloud);
+    OpenStackCloudConfig? Cloud,
+    AutoscalerCloudConfig? Autoscaler = null);
+
+/// <summary>
+/// How the cluster's cluster-autoscaler reaches Magnetar's externalgrpc endpoint: host:port, the CA that signed the
+/// endpoint's certificate, and the cluster's own client certificate and key (written only into the addon's Secret).
+/// </summary>
+public sealed record AutoscalerCloudConfig(string Address, string CaPem, string CertificatePem, string PrivateKeyPem)
+{
+    public override string ToString() => $"AutoscalerCloudConfig {{ Address = {Address} }}"; // never the key
+
+    /// <summary>The externalgrpc provider's cloud-config (YAML, the provider's keys) for files ca.crt, tls.crt, tls.key in <paramref name="dir"/>.</summary>
+    public string CloudConfigYaml(string dir) =>
+        $"address: \"{Address}\"\ncert: \"{dir}/tls.crt\"\nkey: \"{dir}/tls.key\"\ncacert: \"{dir}/ca.crt\"\ngrpc_timeout: \"10s\"\n";
+}
 
 /// <summary>
 /// One file for <c>/etc/kubernetes/magnetar/addons/</c>. Files are applied in the order of their names. The file of the

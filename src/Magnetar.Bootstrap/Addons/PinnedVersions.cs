@@ -40,6 +40,31 @@ public static class PinnedVersions
         return CloudProviderOpenStackByMinor[minor < keys[0] ? keys[0] : keys[^1]];
     }
 
+    /// <summary>
+    /// The cluster-autoscaler release for each Kubernetes minor (the autoscaler is released per minor and should match
+    /// the cluster's; label <c>autoscaler_tag</c>, Magnum's name, overrides). Image registry.k8s.io/autoscaling/cluster-autoscaler.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<int, string> ClusterAutoscalerByMinor = new Dictionary<int, string>
+    {
+        [28] = "v1.28.0",
+        [29] = "v1.29.0",
+        [30] = "v1.30.1",
+        [31] = "v1.31.0",
+        [32] = "v1.32.0",
+        [33] = "v1.33.0",
+        [34] = "v1.34.0",
+        [35] = "v1.35.2",
+        [36] = "v1.36.0",
+    };
+
+    /// <summary>The cluster-autoscaler release for a Kubernetes 1.x minor: its own, else the nearest one known.</summary>
+    public static string ClusterAutoscalerFor(int minor)
+    {
+        if (ClusterAutoscalerByMinor.TryGetValue(minor, out var tag)) return tag;
+        var keys = ClusterAutoscalerByMinor.Keys.Order().ToList();
+        return ClusterAutoscalerByMinor[minor < keys[0] ? keys[0] : keys[^1]];
+    }
+
     /// <summary>Oldest Kubernetes minor the pinned Cilium manifest is valid for (it uses the pod field appArmorProfile, GA in 1.30).</summary>
     public const int CiliumMinimumKubernetesMinor = 30;
 }

@@ -559,6 +559,12 @@ namespace Magnetar.Persistence.Migrations.Postgres
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
 
+                    b.Property<string>("ServerId")
+                        .HasColumnType("text");
+
+                    b.Property<string>("ServerStatus")
+                        .HasColumnType("text");
+
                     b.Property<DateTimeOffset?>("ServingCertificateExpiresAt")
                         .HasColumnType("timestamp with time zone");
 

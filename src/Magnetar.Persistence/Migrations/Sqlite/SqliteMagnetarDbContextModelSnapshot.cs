@@ -539,6 +539,12 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ServerId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ServerStatus")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("ServingCertificateExpiresAt")
                         .HasColumnType("INTEGER");
 
