@@ -88,9 +88,10 @@ internal static class ImportMagnumCommand
         {
             var source = ParseConnection(connection);
             password = source.Password;
-            var (_, db, _) = MagnetarHost.Storage(rest.ToArray());
+            var (_, db, config) = MagnetarHost.Storage(rest.ToArray());
+            var autoscaler = (config.GetSection("Magnetar:Autoscaler").Get<Magnetar.Autoscaler.AutoscalerOptions>() ?? new()).Enabled;
             var magnum = await ReadMagnumAsync(source);
-            await ImportAsync(magnum, db, apply);
+            await ImportAsync(magnum, db, apply, autoscaler);
             return 0;
         }
         catch (CommandException e)
@@ -443,7 +444,7 @@ internal static class ImportMagnumCommand
 
     // ---------------------------------------------------------------- importing
 
-    private static async Task ImportAsync(MagnumContents magnum, DatabaseOptions dbOptions, bool apply)
+    private static async Task ImportAsync(MagnumContents magnum, DatabaseOptions dbOptions, bool apply, bool autoscalerEnabled)
     {
         var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMagnetarPersistence(dbOptions);
         await using var provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
@@ -516,7 +517,10 @@ internal static class ImportMagnumCommand
                 continue;
             }
             toAdd.Add(m.Mapped);
-            o.WriteLine($"  {(apply ? "imported        " : "would import    ")} {what}  labels {m.Mapped.Labels.Count}");
+            o.WriteLine($"  {(apply ? "imported        " : "would import    ")} {what}  labels {m.Mapped.Labels.Count}" +
+                        (Labels.Flag(m.Mapped.Labels, "auto_scaling_enabled", false) && !autoscalerEnabled
+                            ? "; note: its label auto_scaling_enabled=true makes Magnetar refuse clusters from it until the autoscaler endpoint is on (Magnetar:Autoscaler:Port)"
+                            : ""));
         }
 
         // Quotas.

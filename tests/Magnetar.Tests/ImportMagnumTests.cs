@@ -64,7 +64,9 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
     }
 
     [MariaDbFact]
-    public Task Sqlite_dry_run_then_apply_imports_templates_and_quotas_once() => ImportsOnce([], cliAndCluster: true);
+    public Task Sqlite_dry_run_then_apply_imports_templates_and_quotas_once()
+        // With the autoscaler endpoint on: the many-label template asks for autoscaling, and a cluster is made from it.
+        => ImportsOnce([$"--Magnetar:Autoscaler:Port={MagnetarProcess.FreePort()}", "--Magnetar:Autoscaler:Listen=127.0.0.1"], cliAndCluster: true);
 
     [MariaDbFact(AlsoPostgres = true)]
     public async Task Postgres_dry_run_then_apply_imports_templates_and_quotas_once()
@@ -87,7 +89,8 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
         finally { await Pg($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"); }
     }
 
-    private async Task ImportsOnce(string[] dbArgs, bool cliAndCluster)
+    /// <summary>The whole move; <paramref name="configArgs"/> configure both the server and the import (its database, …).</summary>
+    private async Task ImportsOnce(string[] configArgs, bool cliAndCluster)
     {
         var src = source;
         Assert.True(src.Ready, src.Failure);
@@ -101,7 +104,7 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
 
         // Magnetar already holds a template named "mine" in proj-a and a quota for proj-b (10 clusters).
         var url = $"http://127.0.0.1:{MagnetarProcess.FreePort()}";
-        string[] serverArgs = ["--Magnetar:Cloud:Simulated:StepDelayMs=20", "--Magnetar:Conductor:PollIntervalMs=100", .. dbArgs];
+        string[] serverArgs = ["--Magnetar:Cloud:Simulated:StepDelayMs=20", "--Magnetar:Conductor:PollIntervalMs=100", .. configArgs];
         await using var server = new MagnetarProcess(url, data, serverArgs);
         await server.StartAsync(() => File.Exists(Path.Combine(data, "openrc-demo")));
         var demoRc = File.ReadAllText(Path.Combine(data, "openrc-demo"));
@@ -121,11 +124,14 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
 
         Step("pre-existing state");
         // Dry run: everything listed, nothing written.
-        var (rc, dry) = Magnetar(["import-magnum", "--connection", magnumUrl, "--data-dir", data, .. dbArgs]);
+        var (rc, dry) = Magnetar(["import-magnum", "--connection", magnumUrl, "--data-dir", data, .. configArgs]);
         Assert.True(rc == 0, dry);
         Assert.Contains("Dry run: nothing is written", dry);
         Assert.Contains($"would import     {tPublic}  name 'k8s-public'  project {adminProject}  public  coe kubernetes", dry);
         Assert.Contains($"would import     {tA}  name 'k8s-a'  project {projA}  private  coe kubernetes  labels {manyLabels.Count}", dry);
+        // Without the autoscaler endpoint, the template asking for autoscaling comes with a note (it is imported all the same).
+        const string autoscalingNote = "note: its label auto_scaling_enabled=true makes Magnetar refuse clusters from it until the autoscaler endpoint is on";
+        Assert.Equal(cliAndCluster ? 0 : 1, dry.Split('\n').Count(l => l.Contains(autoscalingNote)));
         Assert.Contains($"would import     {tHidden}  name 'k8s-old'  project {adminProject}  public, hidden  coe kubernetes", dry);
         Assert.Contains($"would import     {tB}  name 'k8s-b'  project {projB}  private  coe kubernetes", dry);
         Assert.Contains($"skipped          {tSwarm}  name 'swarm-a'  project {projA}  private  coe swarm: its COE is swarm: Magnetar runs only kubernetes", dry);
@@ -142,7 +148,7 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
 
         Step("dry run checked");
         // --apply, while the server runs.
-        var (rc2, applied) = Magnetar(["import-magnum", "--connection", magnumUrl, "--apply", "--data-dir", data, .. dbArgs]);
+        var (rc2, applied) = Magnetar(["import-magnum", "--connection", magnumUrl, "--apply", "--data-dir", data, .. configArgs]);
         Assert.True(rc2 == 0, applied);
         foreach (var t in new[] { tPublic, tA, tHidden, tB }) Assert.Contains($"imported         {t}", applied);
         Assert.Contains($"imported         project {projA}  resource Cluster  hard_limit 5", applied);
@@ -180,7 +186,7 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
         Assert.Equal(new Dictionary<string, int> { [projA] = 5, [projB] = 10 }, quotas);
 
         // Again: nothing twice.
-        var (rc3, again) = Magnetar(["import-magnum", "--connection", magnumUrl, "--apply", "--data-dir", data, .. dbArgs]);
+        var (rc3, again) = Magnetar(["import-magnum", "--connection", magnumUrl, "--apply", "--data-dir", data, .. configArgs]);
         Assert.True(rc3 == 0, again);
         foreach (var t in new[] { tPublic, tA, tHidden, tB }) Assert.Contains($"already present  {t}", again);
         Assert.Contains($"unchanged        project {projA}  resource Cluster  hard_limit 5", again);
