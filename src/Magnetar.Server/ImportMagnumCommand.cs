@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Magnetar.Api;
@@ -446,9 +445,8 @@ internal static class ImportMagnumCommand
 
     private static async Task ImportAsync(MagnumContents magnum, DatabaseOptions dbOptions, bool apply, bool autoscalerEnabled)
     {
-        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMagnetarPersistence(dbOptions);
-        await using var provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
-        var factory = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<IDbContextFactory<MagnetarDbContext>>(provider);
+        await using var provider = new ServiceCollection().AddMagnetarPersistence(dbOptions).BuildServiceProvider();
+        var factory = provider.GetRequiredService<IDbContextFactory<MagnetarDbContext>>();
         var target = dbOptions.IsPostgres ? "PostgreSQL database" : $"SQLite database {SqliteFile(dbOptions)}";
 
         var o = Console.Out;
@@ -533,7 +531,6 @@ internal static class ImportMagnumCommand
         {
             var what = $"project {q.ProjectId}  resource {q.Resource}  hard_limit {q.HardLimit?.ToString(CultureInfo.InvariantCulture) ?? "NULL"}";
             string? problem = string.IsNullOrEmpty(q.ProjectId) ? "it has no project_id"
-                : q.ProjectId.Length > 255 ? "its project_id is longer than 255 characters"
                 : q.Resource != "Cluster" ? $"its resource is '{q.Resource}': Magnum's API (and Magnetar's) knows only Cluster"
                 : q.HardLimit is null or < 0 ? "its hard_limit is not a number of clusters ≥ 0"
                 : !seen.Add((q.ProjectId, q.Resource)) ? "a second quota for the same project and resource"
