@@ -173,7 +173,8 @@ public static class ClusterTemplatesApi
         return "fedora-coreos";
     }
 
-    private static void ValidateTemplate(ClusterTemplate t)
+    /// <summary>The checks a template must pass to be stored (also applied by <c>magnetar import-magnum</c>).</summary>
+    public static void ValidateTemplate(ClusterTemplate t)
     {
         if (t.Coe != "kubernetes")
             throw MagnumError.BadRequest($"Cluster type ({t.ServerType}, {t.ClusterDistro}, {t.Coe}) not supported.");

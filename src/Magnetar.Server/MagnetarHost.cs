@@ -15,7 +15,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Magnetar.Server;
 
-/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>, <c>register</c>.</summary>
+/// <summary>Composition root and command line: <c>serve</c> (default), <c>migrate</c>, <c>user-add</c>, <c>backup</c>, <c>restore</c>, <c>register</c>, <c>import-magnum</c>.</summary>
 public static class MagnetarHost
 {
     public static async Task<int> RunAsync(string[] args)
@@ -45,6 +45,8 @@ public static class MagnetarHost
                 return await BackupCommands.RestoreAsync(rest);
             case "register":
                 return await RegisterCommand.RunAsync(rest);
+            case "import-magnum":
+                return await ImportMagnumCommand.RunAsync(rest);
             case "autoscaler-credential":
                 return await AutoscalerCredentialAsync(rest);
             case "help" or "--help" or "-h":
@@ -60,13 +62,16 @@ public static class MagnetarHost
                                     [--service-user magnetar --service-password P --service-project service --role admin]
                                     [--auth-url URL --username U --password P --project P]   (default: an openrc's OS_* variables)
                              (the container-infra service, endpoints and service user in Keystone; idempotent)
+                           magnetar import-magnum --connection URL [--apply] [--data-dir DIR] [--Magnetar:Database:...]
+                             (cluster templates and quotas from a Magnum 15 database, URL as in magnum.conf's [database]
+                              connection; a dry run unless --apply; idempotent; Magnum's Heat clusters are listed, not adopted)
                            magnetar autoscaler-credential --cluster NAME|UUID --output DIR [--data-dir DIR] [--Magnetar:...]
                              (a new client certificate for the cluster's cluster-autoscaler, with the CA and a cloud-config naming
                               the files in DIR: for an autoscaler run outside the cluster; the cluster's addon gets its own)
                     """);
                 return 0;
             default:
-                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, help)");
+                Console.Error.WriteLine($"unknown command '{command}' (try: serve, migrate, user-add, backup, restore, register, import-magnum, help)");
                 return 2;
         }
     }
