@@ -186,6 +186,14 @@ public sealed class AutoscalerTests : IAsyncLifetime
         // Beyond max and below min.
         await Refused(() => ca.NodeGroupIncreaseSizeAsync(new NodeGroupIncreaseSizeRequest { Id = "default-worker", Delta = 3 }).ResponseAsync,
             StatusCode.OutOfRange, "exceeds its max_node_count (5)");
+        // A new max_node_count (openstack coe nodegroup update) is what the next Refresh sees.
+        using (var patch = new HttpRequestMessage(HttpMethod.Patch, $"/v1/clusters/{a}/nodegroups/default-worker")
+        { Content = new StringContent("""[{"op": "replace", "path": "/max_node_count", "value": 6}]""", System.Text.Encoding.UTF8, "application/json") })
+        using (var patched = await _http.SendAsync(patch))
+            Assert.True(patched.StatusCode == HttpStatusCode.Accepted, await patched.Content.ReadAsStringAsync());
+        await _magnum.WaitFor(a, x => x["status"]!.GetValue<string>() == "UPDATE_COMPLETE");
+        await ca.RefreshAsync(new RefreshRequest());
+        Assert.Equal(6, Assert.Single((await ca.NodeGroupsAsync(new NodeGroupsRequest())).NodeGroups).MaxSize);
         var left = Nodes(a).Where(n => n.Group == "default-worker").ToList();
         await Refused(() => ca.NodeGroupDeleteNodesAsync(new NodeGroupDeleteNodesRequest
         {
