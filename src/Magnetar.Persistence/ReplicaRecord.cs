@@ -21,3 +21,13 @@ public sealed class ReplicaRecord
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset HeartbeatAt { get; set; }
 }
+
+/// <summary><c>Magnetar:Replicas</c>: how often a replica refreshes its row, and when a row stops counting.</summary>
+public sealed class ReplicaOptions
+{
+    public static readonly TimeSpan DefaultStale = TimeSpan.FromSeconds(30);
+    public int HeartbeatSeconds { get; set; } = 10;
+    /// <summary>A row whose heartbeat is older than this is a replica that is gone (crashed or cut off).</summary>
+    public int StaleSeconds { get; set; } = 30;
+    public TimeSpan StaleAfter => TimeSpan.FromSeconds(Math.Max(StaleSeconds, 1));
+}
