@@ -222,7 +222,12 @@ public sealed class RollingUpgradeTests(ITestOutputHelper output)
             foreach (var uuid in stable) await Send(clients["new-c"], HttpMethod.Delete, $"/v1/clusters/{uuid}", null, 204);
             foreach (var uuid in stable)
                 await WaitForAsync(async () => (await clients["old-a"].GetAsync($"/v1/clusters/{uuid}")).StatusCode, s => s == HttpStatusCode.NotFound, $"{uuid} to be deleted", 120);
-            await WaitForAsync(() => Scalar(mine, "SELECT COUNT(*) FROM simulated_resources"), n => n == 0, "the simulated cloud to be empty", 60);
+            var left = await WaitForAsync(() => Rows(mine, """
+                SELECT r."ClusterUuid", r."Kind", r."Name", r."Status", r."DeleteRequestedAt"::text, r."GoneAt"::text, r."CreatedAt"::text,
+                       (SELECT c."Status" || ' ' || c."Name" FROM clusters c WHERE c."Uuid" = r."ClusterUuid")
+                FROM simulated_resources r ORDER BY r."ClusterUuid", r."Name"
+                """), l => l.Count == 0, "the simulated cloud to be empty", 60, throwOnTimeout: false);
+            Assert.True(left.Count == 0, $"left in the simulated cloud:\n{string.Join("\n", left)}\n--- old-a\n{a.Log}\n--- old-b\n{b.Log}\n--- new-c\n{c.Log}");
             foreach (var p in processes)
             {
                 Assert.False(p.HasExited, "a replica died:\n" + p.Log);
@@ -375,13 +380,25 @@ public sealed class RollingUpgradeTests(ITestOutputHelper output)
         return Convert.ToInt64(await cmd.ExecuteScalarAsync());
     }
 
-    private static async Task<T> WaitForAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what, int seconds)
+    private static async Task<List<string>> Rows(string cs, string sql)
+    {
+        await using var conn = new NpgsqlConnection(cs);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await using var r = await cmd.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await r.ReadAsync()) rows.Add(string.Join(" | ", Enumerable.Range(0, r.FieldCount).Select(i => r.IsDBNull(i) ? "null" : r.GetValue(i).ToString())));
+        return rows;
+    }
+
+    private static async Task<T> WaitForAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what, int seconds, bool throwOnTimeout = true)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
         {
             var value = await read();
             if (done(value)) return value;
+            if (DateTime.UtcNow > deadline && !throwOnTimeout) return value;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting for {what} (last: {value})");
             await Task.Delay(100);
         }
