@@ -26,8 +26,10 @@ public enum MigrationKind { Expand, Contract }
 /// <param name="Id">EF's id (timestamp_Name); the timestamps differ between providers.</param>
 /// <param name="Name">The name without the timestamp: what replicas record and contract migrations refer to.</param>
 /// <param name="ContractOperations">Up operations that are not expand-only (empty for an expand migration).</param>
+/// <param name="Declared">Whether it carries <see cref="ContractMigrationAttribute"/>. One that does not but has contract
+/// operations (a test fails on it) is still treated as contract, requiring every replica to have been built with it.</param>
 public sealed record MigrationInfo(string Id, string Name, int Position, MigrationKind Kind, string? RequiresBuiltWith, string? Reason,
-    IReadOnlyList<string> ContractOperations);
+    IReadOnlyList<string> ContractOperations, bool Declared = false);
 
 /// <summary>
 /// Expand-then-contract (docs/rolling-upgrade.md). <b>Expand</b> operations only add: new tables, new indexes, new
@@ -63,8 +65,11 @@ public static class SchemaPolicy
         {
             var migration = assembly.CreateMigration(type, provider);
             var contract = type.GetCustomAttribute<ContractMigrationAttribute>();
-            list.Add(new MigrationInfo(id, NameOf(id), list.Count, contract is null ? MigrationKind.Expand : MigrationKind.Contract,
-                contract?.RequiresBuiltWith, contract?.Reason, ContractOperations(migration)));
+            var ops = ContractOperations(migration);
+            var kind = contract is null && ops.Count == 0 ? MigrationKind.Expand : MigrationKind.Contract;
+            list.Add(new MigrationInfo(id, NameOf(id), list.Count, kind,
+                contract?.RequiresBuiltWith ?? (kind == MigrationKind.Contract ? NameOf(id) : null),
+                contract?.Reason ?? (kind == MigrationKind.Contract ? "undeclared, it " + string.Join("; ", ops) : null), ops, contract is not null));
         }
         return list;
     }
