@@ -25,6 +25,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<NodeBootstrapCredential> NodeCredentials => Set<NodeBootstrapCredential>();
     public DbSet<NodeBootstrapState> NodeStates => Set<NodeBootstrapState>();
     public DbSet<SingletonLease> SingletonLeases => Set<SingletonLease>();
+    public DbSet<ReplicaRecord> Replicas => Set<ReplicaRecord>();
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -151,6 +152,19 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.HasIndex(x => x.Name).IsUnique();
             e.Property(x => x.Name).HasMaxLength(64);
             e.Property(x => x.Owner).HasMaxLength(256);
+        });
+
+        // Added by an expand migration (ReplicaRegistry): a new table, which replicas of the release before ignore.
+        b.Entity<ReplicaRecord>(e =>
+        {
+            e.ToTable("replicas");
+            e.HasKey(x => x.Id);
+            e.HasIndex(x => x.HeartbeatAt);
+            e.Property(x => x.Id).HasMaxLength(128);
+            e.Property(x => x.Host).HasMaxLength(256);
+            e.Property(x => x.Version).HasMaxLength(256);
+            e.Property(x => x.SchemaNewest).HasMaxLength(150);
+            e.Property(x => x.SchemaOldest).HasMaxLength(150);
         });
 
         b.Entity<SimulatedResource>(e =>

@@ -48,22 +48,29 @@ public static class PersistenceServiceCollectionExtensions
     }
 
     internal static void ConfigurePostgres(DbContextOptionsBuilder o, string cs)
-        => o.UseNpgsql(cs, n => n.EnableRetryOnFailure(3));
+        => o.UseNpgsql(Named(cs), n => n.EnableRetryOnFailure(3));
+
+    /// <summary>
+    /// Magnetar's sessions are named (<c>application_name</c>), so that sessions of releases that predate the replica
+    /// registry — unnamed — can be told apart (<see cref="LegacyReplicas"/>). An operator's own name is kept after ours.
+    /// </summary>
+    public static string Named(string cs)
+    {
+        var b = new Npgsql.NpgsqlConnectionStringBuilder(cs);
+        if (b.ApplicationName is { Length: > 0 } given && given.StartsWith("magnetar", StringComparison.Ordinal)) return cs;
+        b.ApplicationName = string.IsNullOrEmpty(b.ApplicationName) ? "magnetar" : "magnetar " + b.ApplicationName;
+        return b.ConnectionString;
+    }
 
     internal static void ConfigureSqlite(DbContextOptionsBuilder o, string cs)
         => o.UseSqlite(cs);
 
-    /// <summary>Applies pending migrations of the configured provider.</summary>
+    /// <summary>
+    /// Applies the pending migrations that are safe with the live replicas (every expand migration; a contract one only
+    /// once no live replica needs the old schema): <see cref="SchemaCompatibility.MigrateAsync"/>.
+    /// </summary>
     public static async Task MigrateAsync(this IDbContextFactory<MagnetarDbContext> factory, CancellationToken ct = default)
-    {
-        await using var db = await factory.CreateDbContextAsync(ct);
-        await db.Database.MigrateAsync(ct);
-        if (db.Database.IsSqlite())
-        {
-            // WAL lets API reads proceed while the conductor writes; busy_timeout makes writers wait instead of failing.
-            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
-        }
-    }
+        => await SchemaCompatibility.MigrateAsync(factory, ReplicaOptions.DefaultStale, DateTimeOffset.UtcNow, force: false, ct);
 
     private sealed class Upcast<T>(IDbContextFactory<T> inner) : IDbContextFactory<MagnetarDbContext> where T : MagnetarDbContext
     {

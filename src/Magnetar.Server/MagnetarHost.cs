@@ -31,12 +31,7 @@ public static class MagnetarHost
                 return 0;
             }
             case "migrate":
-            {
-                var app = Build(rest);
-                await app.Services.GetRequiredService<IDbContextFactory<MagnetarDbContext>>().MigrateAsync();
-                Console.WriteLine("database migrated");
-                return 0;
-            }
+                return await MigrateCommand.RunAsync(rest);
             case "user-add":
                 return UserAdd(rest);
             case "backup":
@@ -52,6 +47,9 @@ public static class MagnetarHost
             case "help" or "--help" or "-h":
                 Console.WriteLine("""
                     usage: magnetar [serve|migrate] [--urls http://127.0.0.1:9511] [--data-dir DIR] [--Magnetar:Section:Key=value ...]
+                           magnetar migrate [--check | --force]
+                             (--check: the live replicas and whether each pending migration is safe with them, exit 0 or 3;
+                              migrate refuses a contract migration a live replica still needs unless --force)
                            magnetar user-add --name NAME --password PASSWORD --project PROJECT --role admin|member|reader [--data-dir DIR]
                              (built-in identity, standalone mode only; run it before 'serve', which reads the users at start)
                            magnetar backup --output FILE [--data-dir DIR] [--Magnetar:Database:...]
@@ -291,8 +289,10 @@ public static class MagnetarHost
         builder.Services.AddSingleton<IUserDataRenderer, CloudInitUserDataRenderer>();
         builder.Services.AddSingleton<NodeBootstrapper>();
 
-        // Migrations run first: hosted services start in registration order.
+        // Migrations run first: hosted services start in registration order. Then this replica registers (docs/rolling-upgrade.md).
+        builder.Services.AddSingleton(config.GetSection("Magnetar:Replicas").Get<ReplicaOptions>() ?? new ReplicaOptions());
         builder.Services.AddHostedService<StartupTasks>();
+        builder.Services.AddHostedService<ReplicaRegistration>();
 
         // Metrics: the driver's OpenStack calls, cluster operation durations, the HTTP server and client, in
         // Prometheus' text format at /metrics (no tenant data; Magnetar:Metrics:Prometheus=false turns it off).

@@ -19,7 +19,15 @@ public sealed class StartupTasks(
 {
     public async Task StartAsync(CancellationToken ct)
     {
-        await dbFactory.MigrateAsync(ct);
+        // Expand migrations run here even while older replicas serve; a contract migration only once none needs the old schema.
+        var (before, applied) = await SchemaCompatibility.MigrateAsync(dbFactory, services.GetRequiredService<ReplicaOptions>().StaleAfter, DateTimeOffset.UtcNow, force: false, ct);
+        if (applied.Count > 0) logger.LogInformation("Applied migration(s) {Migrations}", string.Join(", ", applied));
+        if (before.FirstBlocked is { } blocked)
+            logger.LogWarning("Migration {Migration} (contract) is held back: live replica(s) {Replicas} still need the old schema; run 'magnetar migrate' once they are upgraded",
+                blocked.Migration.Id, string.Join(", ", blocked.Blocking.Select(b => b.Id)));
+        if (before.UnknownApplied.Any())
+            logger.LogWarning("The database was migrated by a newer release ({Migrations}); this replica serves on the expanded schema until it is upgraded",
+                string.Join(", ", before.UnknownApplied));
         logger.LogInformation("Database ready ({Provider})", services.GetRequiredService<DatabaseOptions>().Provider);
         lifetime.ApplicationStarted.Register(WriteOpenrc);
     }

@@ -20,6 +20,9 @@ public sealed class MagnetarProcess : IAsyncDisposable
     public string DataDir { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
 
+    /// <summary>The server to run: this build's by default, another release's in the rolling-upgrade test.</summary>
+    public string Dll { get; init; } = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
+
     /// <summary>Environment variables of the server process, beyond the test's own.</summary>
     public Dictionary<string, string> Environment { get; } = [];
 
@@ -61,8 +64,7 @@ public sealed class MagnetarProcess : IAsyncDisposable
     /// <summary>Starts the server and waits until /healthz answers and <paramref name="ready"/> (if given) holds.</summary>
     public async Task StartAsync(Func<bool>? ready = null)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
-        var psi = new ProcessStartInfo("dotnet", [dll, "serve", "--urls", Url, "--data-dir", DataDir, .. _args])
+        var psi = new ProcessStartInfo("dotnet", [Dll, "serve", "--urls", Url, "--data-dir", DataDir, .. _args])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var (k, v) in Environment) psi.Environment[k] = v;
         lock (_log) _log.AppendLine($"--- start {DateTime.UtcNow:HH:mm:ss.fff}");

@@ -788,6 +788,48 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.ToTable("singleton_leases", (string)null);
                 });
 
+            modelBuilder.Entity("Magnetar.Persistence.ReplicaRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<DateTimeOffset>("HeartbeatAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Host")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<int>("Pid")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("SchemaNewest")
+                        .IsRequired()
+                        .HasMaxLength(150)
+                        .HasColumnType("character varying(150)");
+
+                    b.Property<string>("SchemaOldest")
+                        .IsRequired()
+                        .HasMaxLength(150)
+                        .HasColumnType("character varying(150)");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("HeartbeatAt");
+
+                    b.ToTable("replicas", (string)null);
+                });
+
             modelBuilder.Entity("Magnetar.Persistence.SimulatedResource", b =>
                 {
                     b.Property<long>("Id")

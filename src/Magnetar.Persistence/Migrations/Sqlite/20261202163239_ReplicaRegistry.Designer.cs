@@ -10,8 +10,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Magnetar.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteMagnetarDbContext))]
-    [Migration("20261202164053_AutoscalerNodeIds")]
-    partial class AutoscalerNodeIds
+    [Migration("20261202163239_ReplicaRegistry")]
+    partial class ReplicaRegistry
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -542,12 +542,6 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
 
-                    b.Property<string>("ServerId")
-                        .HasColumnType("TEXT");
-
-                    b.Property<string>("ServerStatus")
-                        .HasColumnType("TEXT");
-
                     b.Property<long?>("ServingCertificateExpiresAt")
                         .HasColumnType("INTEGER");
 
@@ -761,6 +755,48 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                         .IsUnique();
 
                     b.ToTable("singleton_leases", (string)null);
+                });
+
+            modelBuilder.Entity("Magnetar.Persistence.ReplicaRecord", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("HeartbeatAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Host")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Pid")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("SchemaNewest")
+                        .IsRequired()
+                        .HasMaxLength(150)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SchemaOldest")
+                        .IsRequired()
+                        .HasMaxLength(150)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("StartedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("HeartbeatAt");
+
+                    b.ToTable("replicas", (string)null);
                 });
 
             modelBuilder.Entity("Magnetar.Persistence.SimulatedResource", b =>

@@ -1,0 +1,143 @@
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+
+namespace Magnetar.Persistence;
+
+/// <summary>A live replica as the compatibility check sees it: registered (a fresh row in <c>replicas</c>) or legacy.</summary>
+public sealed record ReplicaView(string Id, string Host, int? Pid, string Version, string SchemaNewest, string SchemaOldest,
+    DateTimeOffset? HeartbeatAt, bool Registered)
+{
+    public static ReplicaView Legacy(string id, string host, int? pid)
+        => new(id, host, pid, "older than the replica registry", SchemaPolicy.LegacyNewest, "", null, false);
+}
+
+/// <summary>One pending migration and the live replicas it would break (none for an expand migration).</summary>
+public sealed record PendingVerdict(MigrationInfo Migration, IReadOnlyList<ReplicaView> Blocking);
+
+/// <summary>What <c>magnetar migrate --check</c> reports: the schema, the live replicas, and each pending migration's verdict.</summary>
+public sealed class SchemaAssessment
+{
+    public required IReadOnlyList<MigrationInfo> Build { get; init; }
+    public required IReadOnlyList<string> Applied { get; init; }
+    public required IReadOnlyList<ReplicaView> Replicas { get; init; }
+    public required IReadOnlyList<PendingVerdict> Pending { get; init; }
+    /// <summary>Incompatibilities that no migration of this build causes or cures (e.g. a replica older than an applied contract migration).</summary>
+    public required IReadOnlyList<string> Problems { get; init; }
+    public required TimeSpan StaleAfter { get; init; }
+
+    /// <summary>Applied migrations this build does not know: the database was migrated by a newer release.</summary>
+    public IEnumerable<string> UnknownApplied => Applied.Where(a => Build.All(m => m.Id != a));
+    public bool Compatible => Problems.Count == 0 && Pending.All(p => p.Blocking.Count == 0);
+    /// <summary>The first pending migration that some live replica forbids; everything before it may run now.</summary>
+    public PendingVerdict? FirstBlocked => Pending.FirstOrDefault(p => p.Blocking.Count > 0);
+
+    public string Render(DateTimeOffset now)
+    {
+        var s = new StringBuilder();
+        var newest = Applied.Count == 0 ? "none" : SchemaPolicy.NameOf(Applied[^1]);
+        s.AppendLine($"schema: {Applied.Count} migration(s) applied (newest {newest}); this build has {Build.Count} (newest {Build[^1].Name})");
+        var unknown = UnknownApplied.ToList();
+        if (unknown.Count > 0)
+            s.AppendLine($"  the database has {unknown.Count} migration(s) this build does not know ({string.Join(", ", unknown)}): a newer release migrated it");
+        s.AppendLine($"live replicas: {Replicas.Count} (heartbeat within {StaleAfter.TotalSeconds:0} s; sessions for releases before the registry)");
+        foreach (var r in Replicas)
+        {
+            if (r.Registered)
+                s.AppendLine($"  {r.Id}  host {r.Host}  pid {r.Pid}  version {r.Version}  built with {r.SchemaNewest}  needs {r.SchemaOldest}  " +
+                             $"heartbeat {(now - r.HeartbeatAt!.Value).TotalSeconds:0} s ago");
+            else
+                s.AppendLine($"  unregistered: {r.Id}  (a release before {SchemaPolicy.RegistryMigration}: built with {r.SchemaNewest} at most)");
+        }
+        if (Pending.Count == 0) s.AppendLine("pending migrations: none");
+        else s.AppendLine($"pending migrations: {Pending.Count}");
+        foreach (var p in Pending)
+        {
+            var m = p.Migration;
+            var kind = m.Kind == MigrationKind.Expand ? "expand" : $"contract (needs every replica built with {m.RequiresBuiltWith} or newer: {m.Reason})";
+            var verdict = p.Blocking.Count == 0 ? "safe with every live replica" : "NOT safe with " + string.Join(", ", p.Blocking.Select(b => b.Id));
+            s.AppendLine($"  {m.Id}  {kind}: {verdict}");
+        }
+        foreach (var problem in Problems) s.AppendLine("problem: " + problem);
+        s.Append(Compatible ? "compatible: the pending migrations are safe with every live replica"
+            : "incompatible: stop or upgrade the replicas named above first (or 'magnetar migrate --force' to break them)");
+        return s.ToString();
+    }
+}
+
+/// <summary>
+/// Decides which pending migrations may run while the live replicas serve, and runs them: every expand migration,
+/// and a contract migration only once no live replica was built before the migration it requires.
+/// </summary>
+public static class SchemaCompatibility
+{
+    public static async Task<SchemaAssessment> AssessAsync(MagnetarDbContext db, TimeSpan staleAfter, DateTimeOffset now, CancellationToken ct = default)
+    {
+        var build = SchemaPolicy.Migrations(db);
+        var applied = (await db.Database.GetAppliedMigrationsAsync(ct)).OrderBy(x => x, StringComparer.Ordinal).ToList();
+        var appliedNames = applied.Select(SchemaPolicy.NameOf).ToHashSet();
+        var replicas = new List<ReplicaView>();
+        if (appliedNames.Contains(SchemaPolicy.RegistryMigration))
+        {
+            var since = now - staleAfter;
+            foreach (var r in await db.Replicas.AsNoTracking().Where(r => r.HeartbeatAt >= since).ToListAsync(ct))
+                replicas.Add(new ReplicaView(r.Id, r.Host, r.Pid, r.Version, r.SchemaNewest, r.SchemaOldest, r.HeartbeatAt, true));
+            replicas.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        }
+        replicas.AddRange(await LegacyReplicas.FindAsync(db, ct));
+
+        return Judge(build, applied, replicas, staleAfter);
+    }
+
+    /// <summary>The verdicts, from this build's migrations, the applied ids and the live replicas (no database).</summary>
+    public static SchemaAssessment Judge(IReadOnlyList<MigrationInfo> build, IReadOnlyList<string> applied, IReadOnlyList<ReplicaView> replicas, TimeSpan staleAfter)
+    {
+        var appliedNames = applied.Select(SchemaPolicy.NameOf).ToHashSet();
+        int Position(string name)
+        {
+            var i = build.ToList().FindIndex(m => m.Name == name);
+            return i >= 0 ? i : int.MaxValue; // a migration this build does not know is newer than all of its own
+        }
+        bool Allows(MigrationInfo contract, ReplicaView r)
+        {
+            var required = Position(contract.RequiresBuiltWith ?? contract.Name);
+            return Position(r.SchemaNewest) >= (required == int.MaxValue ? contract.Position : required);
+        }
+
+        var pending = build.Where(m => !applied.Contains(m.Id))
+            .Select(m => new PendingVerdict(m, m.Kind == MigrationKind.Expand ? [] : replicas.Where(r => !Allows(m, r)).ToList()))
+            .ToList();
+        var problems = new List<string>();
+        foreach (var m in build.Where(m => m.Kind == MigrationKind.Contract && applied.Contains(m.Id)))
+            foreach (var r in replicas.Where(r => !Allows(m, r)))
+                problems.Add($"contract migration {m.Id} is applied, but replica {r.Id} was built with {r.SchemaNewest}, before {m.RequiresBuiltWith}");
+        foreach (var r in replicas.Where(r => r.Registered && r.SchemaOldest.Length > 0))
+        {
+            if (appliedNames.Contains(r.SchemaOldest) || pending.Any(p => p.Migration.Name == r.SchemaOldest)) continue;
+            problems.Add($"replica {r.Id} needs migration {r.SchemaOldest}, which the database lacks and this build does not have (run the newer release's migrate)");
+        }
+        return new SchemaAssessment { Build = build, Applied = applied, Replicas = replicas, Pending = pending, Problems = problems, StaleAfter = staleAfter };
+    }
+
+    /// <summary>
+    /// Applies the pending migrations that are safe with the live replicas — all of them with <paramref name="force"/>
+    /// — and returns the assessment made before and the ids applied. Concurrent callers are serialised by EF's
+    /// migration lock; each re-reads the history, so a migration runs once.
+    /// </summary>
+    public static async Task<(SchemaAssessment Before, IReadOnlyList<string> Applied)> MigrateAsync(
+        IDbContextFactory<MagnetarDbContext> factory, TimeSpan staleAfter, DateTimeOffset now, bool force, CancellationToken ct = default)
+    {
+        await using var db = await factory.CreateDbContextAsync(ct);
+        var assessment = await AssessAsync(db, staleAfter, now, ct);
+        var runnable = force ? assessment.Pending : assessment.Pending.TakeWhile(p => p.Blocking.Count == 0).ToList();
+        if (runnable.Count == assessment.Pending.Count) await db.Database.MigrateAsync(ct);
+        else if (runnable.Count > 0) await db.GetService<IMigrator>().MigrateAsync(runnable[^1].Migration.Id, ct);
+        if (db.Database.IsSqlite())
+        {
+            // WAL lets API reads proceed while the conductor writes; busy_timeout makes writers wait instead of failing.
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+        }
+        return (assessment, runnable.Select(p => p.Migration.Id).ToList());
+    }
+}

@@ -1,0 +1,86 @@
+using System.Reflection;
+using Magnetar.Conductor;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
+
+namespace Magnetar.Server;
+
+/// <summary>
+/// Keeps this process's row in <c>replicas</c> while it serves: written before the API listens (after the startup
+/// migrations, which create the table), refreshed every <see cref="ReplicaOptions.HeartbeatSeconds"/>, deleted on a
+/// graceful stop. The id is the conductor's lease owner name, so a replica's leases can be told by its row.
+/// </summary>
+public sealed class ReplicaRegistration(
+    IDbContextFactory<MagnetarDbContext> dbFactory,
+    ConductorIdentity identity,
+    ReplicaOptions options,
+    TimeProvider time,
+    ILogger<ReplicaRegistration> logger) : BackgroundService
+{
+    /// <summary>The build's informational version (the SDK appends the git commit when it builds from a repository).</summary>
+    public static string Version { get; } = (Assembly.GetEntryAssembly() ?? typeof(ReplicaRegistration).Assembly)
+        .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+
+    private DateTimeOffset _started;
+    private string _newest = "";
+
+    public override async Task StartAsync(CancellationToken ct)
+    {
+        _started = time.GetUtcNow();
+        await using (var db = await dbFactory.CreateDbContextAsync(ct)) _newest = SchemaPolicy.Migrations(db)[^1].Name;
+        try
+        {
+            await BeatAsync(ct);
+            logger.LogInformation("Replica {Id} registered (version {Version}, schema {Schema})", identity.Owner, Version, _newest);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Serving matters more than being listed: the heartbeat retries.
+            logger.LogWarning(ex, "Replica registration failed; retrying with the heartbeat");
+        }
+        await base.StartAsync(ct);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try { await Task.Delay(TimeSpan.FromSeconds(Math.Max(options.HeartbeatSeconds, 1)), time, stoppingToken); }
+            catch (OperationCanceledException) { break; }
+            try { await BeatAsync(stoppingToken); }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { break; }
+            catch (Exception ex) { logger.LogWarning(ex, "Replica heartbeat failed"); }
+        }
+    }
+
+    private async Task BeatAsync(CancellationToken ct)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(ct);
+        var now = time.GetUtcNow();
+        var row = await db.Replicas.FirstOrDefaultAsync(r => r.Id == identity.Owner, ct);
+        if (row is null)
+        {
+            db.Replicas.Add(new ReplicaRecord
+            {
+                Id = identity.Owner, Host = identity.Host, Pid = Environment.ProcessId, Version = Version.Length > 256 ? Version[..256] : Version,
+                SchemaNewest = _newest, SchemaOldest = _newest, StartedAt = _started, HeartbeatAt = now,
+            });
+        }
+        else row.HeartbeatAt = now;
+        await db.SaveChangesAsync(ct);
+        // Rows of replicas that crashed long ago: no longer live, and no longer worth listing.
+        var forgotten = now - 10 * options.StaleAfter;
+        await db.Replicas.Where(r => r.HeartbeatAt < forgotten).ExecuteDeleteAsync(ct);
+    }
+
+    public override async Task StopAsync(CancellationToken ct)
+    {
+        await base.StopAsync(ct);
+        try
+        {
+            await using var db = await dbFactory.CreateDbContextAsync(ct);
+            await db.Replicas.Where(r => r.Id == identity.Owner).ExecuteDeleteAsync(ct);
+        }
+        catch (Exception ex) { logger.LogWarning(ex, "Could not remove this replica's row; it expires with its heartbeat"); }
+    }
+}
