@@ -23,17 +23,13 @@ public sealed class OpenStackAutoscalerTests
         var grpcPort = MagnetarProcess.FreePort();
         string[] args =
         [
-            "--Magnetar:Identity:Mode=keystone", $"--Magnetar:Identity:Keystone:AuthUrl={env["KEYSTONE_URL"]}",
-            $"--Magnetar:Identity:Keystone:Username={env["SERVICE_USER"]}", $"--Magnetar:Identity:Keystone:Password={env["SERVICE_PASSWORD"]}",
-            $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack",
+            .. OpenStackEnv.ServerArgs(env),
             $"--Magnetar:PublicUrl={api}", "--Magnetar:Bootstrap:NodeReadiness=cloud", "--Magnetar:Conductor:PollIntervalMs=200",
             "--Magnetar:Conductor:LeaseSeconds=60", $"--Magnetar:Autoscaler:Port={grpcPort}", "--Magnetar:Autoscaler:Listen=127.0.0.1",
         ];
         await using var server = new MagnetarProcess(api, Path.Combine(dir, "data"), args);
         await server.StartAsync();
-        using var c = new HttpClient { BaseAddress = new Uri(api) };
-        c.DefaultRequestHeaders.Add("X-Auth-Token", await KeystoneEnv.TokenAsync(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]));
-        c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        using var c = await OpenStackEnv.DemoClientAsync(env, api);
         var tenant = OpenStackTenantView.Create(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
         var admin = OpenStackTenantView.Create(env, env["ADMIN_USER"], env["ADMIN_PASSWORD"], env["ADMIN_PROJECT"]);
         var withLb = await tenant.HasLoadBalancerServiceAsync();

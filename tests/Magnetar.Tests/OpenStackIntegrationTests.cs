@@ -22,6 +22,23 @@ public static class OpenStackEnv
 
     public static Dictionary<string, string> Load() => File.Load();
 
+    /// <summary>A Magnetar process's arguments for the all-in-one: keystone mode with the service user, the OpenStack driver.</summary>
+    public static string[] ServerArgs(Dictionary<string, string> env) =>
+    [
+        "--Magnetar:Identity:Mode=keystone", $"--Magnetar:Identity:Keystone:AuthUrl={env["KEYSTONE_URL"]}",
+        $"--Magnetar:Identity:Keystone:Username={env["SERVICE_USER"]}", $"--Magnetar:Identity:Keystone:Password={env["SERVICE_PASSWORD"]}",
+        $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack",
+    ];
+
+    /// <summary>A client of a Magnetar process's Magnum API as the demo tenant of the all-in-one, at the latest microversion.</summary>
+    public static async Task<HttpClient> DemoClientAsync(Dictionary<string, string> env, string api)
+    {
+        var c = new HttpClient { BaseAddress = new Uri(api) };
+        c.DefaultRequestHeaders.Add("X-Auth-Token", await KeystoneEnv.TokenAsync(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]));
+        c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        return c;
+    }
+
     /// <summary>A file the all-in-one writes next to its env file (openrc-demo, openrc-admin).</summary>
     public static string Sibling(string name) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(File.Path!))!, name);
 }

@@ -40,17 +40,13 @@ public sealed class OpenStackNodeBootstrapTests
         var api = $"http://127.0.0.1:{MagnetarProcess.FreePort()}";
         var bootstrap = $"https://127.0.0.1:{MagnetarProcess.FreePort()}";
         await using var server = new MagnetarProcess($"{api};{bootstrap}", Path.Combine(dir, "data"),
-            $"--Kestrel:Certificates:Default:Path={dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={dir}/tls.key",
-            "--Magnetar:Identity:Mode=keystone", $"--Magnetar:Identity:Keystone:AuthUrl={env["KEYSTONE_URL"]}",
-            $"--Magnetar:Identity:Keystone:Username={env["SERVICE_USER"]}", $"--Magnetar:Identity:Keystone:Password={env["SERVICE_PASSWORD"]}",
-            $"--Magnetar:Identity:Keystone:ProjectName={env["SERVICE_PROJECT"]}", "--Magnetar:Cloud:Provider=openstack",
+            [$"--Kestrel:Certificates:Default:Path={dir}/tls.crt", $"--Kestrel:Certificates:Default:KeyPath={dir}/tls.key",
+            .. OpenStackEnv.ServerArgs(env),
             $"--Magnetar:PublicUrl={api}", $"--Magnetar:Bootstrap:Url={bootstrap}", $"--Magnetar:Bootstrap:CaFile={dir}/ca.pem",
-            "--Magnetar:Bootstrap:NodeReadiness=reports", "--Magnetar:Conductor:PollIntervalMs=200", "--Magnetar:Conductor:LeaseSeconds=120");
+            "--Magnetar:Bootstrap:NodeReadiness=reports", "--Magnetar:Conductor:PollIntervalMs=200", "--Magnetar:Conductor:LeaseSeconds=120"]);
         await server.StartAsync();
 
-        using var c = new HttpClient { BaseAddress = new Uri(api) };
-        c.DefaultRequestHeaders.Add("X-Auth-Token", await KeystoneEnv.TokenAsync(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]));
-        c.DefaultRequestHeaders.Add("OpenStack-API-Version", "container-infra latest");
+        using var c = await OpenStackEnv.DemoClientAsync(env, api);
         var tenant = OpenStackTenantView.Create(env, env["DEMO_USER"], env["DEMO_PASSWORD"], env["DEMO_PROJECT"]);
         var admin = OpenStackTenantView.Create(env, env["ADMIN_USER"], env["ADMIN_PASSWORD"], env["ADMIN_PROJECT"]);
         var withLb = await tenant.HasLoadBalancerServiceAsync();

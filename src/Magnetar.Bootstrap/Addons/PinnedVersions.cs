@@ -33,11 +33,14 @@ public static class PinnedVersions
     };
 
     /// <summary>The cloud-provider-openstack release for a Kubernetes 1.x minor: its own, else the nearest one known.</summary>
-    public static string CloudProviderOpenStackFor(int minor)
+    public static string CloudProviderOpenStackFor(int minor) => ForMinor(CloudProviderOpenStackByMinor, minor);
+
+    /// <summary>A table's release for a Kubernetes 1.x minor: its own, else the nearest one known (the oldest or the newest).</summary>
+    private static string ForMinor(IReadOnlyDictionary<int, string> table, int minor)
     {
-        if (CloudProviderOpenStackByMinor.TryGetValue(minor, out var tag)) return tag;
-        var keys = CloudProviderOpenStackByMinor.Keys.Order().ToList();
-        return CloudProviderOpenStackByMinor[minor < keys[0] ? keys[0] : keys[^1]];
+        if (table.TryGetValue(minor, out var tag)) return tag;
+        var keys = table.Keys.Order().ToList();
+        return table[minor < keys[0] ? keys[0] : keys[^1]];
     }
 
     /// <summary>
@@ -58,12 +61,7 @@ public static class PinnedVersions
     };
 
     /// <summary>The cluster-autoscaler release for a Kubernetes 1.x minor: its own, else the nearest one known.</summary>
-    public static string ClusterAutoscalerFor(int minor)
-    {
-        if (ClusterAutoscalerByMinor.TryGetValue(minor, out var tag)) return tag;
-        var keys = ClusterAutoscalerByMinor.Keys.Order().ToList();
-        return ClusterAutoscalerByMinor[minor < keys[0] ? keys[0] : keys[^1]];
-    }
+    public static string ClusterAutoscalerFor(int minor) => ForMinor(ClusterAutoscalerByMinor, minor);
 
     /// <summary>Oldest Kubernetes minor the pinned Cilium manifest is valid for (it uses the pod field appArmorProfile, GA in 1.30).</summary>
     public const int CiliumMinimumKubernetesMinor = 30;
