@@ -93,6 +93,7 @@ static class AutoscalerBench
             var warmWatch = Stopwatch.StartNew();
             await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (c, _) => await PollAsync(c.Client, false));
             Console.WriteLine(F($"warm-up round (TLS handshakes, {clients.Count} connections): {warmWatch.Elapsed.TotalSeconds:F1} s, {errors} errors"));
+            var loadBefore = File.ReadAllText("/proc/loadavg").Trim();
             var benchCpu0 = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
             using var stop = new CancellationTokenSource();
             var pollers = clients.Select((c, i) => Task.Run(async () =>
@@ -117,7 +118,7 @@ static class AutoscalerBench
             var sorted = latencies.Order().ToList();
             var pollsPerSecond = (double)clusters / interval;
             Line($"## autoscaler polling: {clusters} clusters, one autoscaler each every {interval} s (Refresh + NodeGroups + NodeGroupNodes) — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-            Line($"- machine: {Environment.ProcessorCount} cores ({CpuModel()}), {OsName()}, {RuntimeInformation.FrameworkDescription}; SQLite, simulated cloud, health monitor off; the clients run on the same machine");
+            Line($"- machine: {Environment.ProcessorCount} cores ({CpuModel()}), {OsName()}, {RuntimeInformation.FrameworkDescription}; SQLite, simulated cloud, health monitor off; the clients run on the same machine; load average before the window: {loadBefore}");
             Line(F($"- fleet: {clusters} clusters × {nodes} nodes (1 control plane, {nodes - 1} workers in default-worker, min 1 max 10), {clusters} client certificates, {clusters} TLS connections (HTTP/2) kept open"));
             Line(F($"- server CPU: idle {idle.Cpu / idle.Elapsed * 100:F2} % of one core, polled {busy.Cpu / busy.Elapsed * 100:F2} %, polling's cost {cost * 100:F2} % of one core ({pollsPerSecond:F0} polls/s = {pollsPerSecond * 3:F0} calls/s)"));
             Line(F($"- per poll (3 calls): {cost / pollsPerSecond * 1e6:F0} µs of server CPU; per cluster: {cost / clusters * 100:F4} % of one core"));

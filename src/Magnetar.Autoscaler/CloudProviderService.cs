@@ -234,8 +234,19 @@ public sealed class CloudProviderService(
         }
         var db = await dbFactory.CreateDbContextAsync(context.CancellationToken);
         http.Response.RegisterForDispose(db);
-        var query = db.Clusters.Include(c => c.NodeGroups).AsSplitQuery();
-        var cluster = await (track ? query : query.AsNoTracking()).FirstOrDefaultAsync(c => c.Uuid == uuid, context.CancellationToken)
+        // Reads (an idle autoscaler's every call) load only what the answers use; changes load the tracked entities.
+        var cluster = (track
+            ? await db.Clusters.Include(c => c.NodeGroups).AsSplitQuery().FirstOrDefaultAsync(c => c.Uuid == uuid, context.CancellationToken)
+            : await db.Clusters.AsNoTracking().Where(c => c.Uuid == uuid).Select(c => new Cluster
+            {
+                Id = c.Id, Uuid = c.Uuid, Name = c.Name, Labels = c.Labels, Status = c.Status, Operation = c.Operation, CaRotationStep = c.CaRotationStep,
+                NodeGroups = c.NodeGroups.Select(n => new NodeGroup
+                {
+                    Id = n.Id, Uuid = n.Uuid, Name = n.Name, Role = n.Role, DeleteRequested = n.DeleteRequested, NodeCount = n.NodeCount,
+                    MinNodeCount = n.MinNodeCount, MaxNodeCount = n.MaxNodeCount, FlavorId = n.FlavorId, Status = n.Status, Labels = n.Labels,
+                    NodesToRemove = n.NodesToRemove,
+                }).ToList(),
+            }).FirstOrDefaultAsync(context.CancellationToken))
             ?? throw new RpcException(new Status(StatusCode.Unauthenticated, $"cluster {uuid} no longer exists: its autoscaler certificate is void"));
         if (!AutoscalingEnabled(cluster))
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"autoscaling is not enabled on cluster {cluster.Name} (label {AutoscalingLabel}=true)"));
