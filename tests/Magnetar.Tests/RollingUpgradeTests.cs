@@ -123,9 +123,10 @@ public sealed class RollingUpgradeTests(ITestOutputHelper output)
         // One data directory for every replica: built-in identity (users, token key) and secret key, as one shared config.
         var data = Path.Combine(dir, "data");
         string[] settings = ["--Magnetar:Database:Provider=postgres", $"--Magnetar:Database:ConnectionString={cs}",
-            "--Magnetar:Cloud:Simulated:StepDelayMs=150", "--Magnetar:Conductor:PollIntervalMs=100", "--Magnetar:Conductor:LeaseSeconds=4",
+            "--Magnetar:Cloud:Simulated:StepDelayMs=150", "--Magnetar:Conductor:PollIntervalMs=100", "--Magnetar:Conductor:LeaseSeconds=15",
             "--Magnetar:Replicas:HeartbeatSeconds=1", "--Magnetar:Replicas:StaleSeconds=15",
-            // The load is one project's; the per-project rate limit (429) is not what this test is about.
+            // The load is one project's; the per-project rate limit (429) is not what this test is about. No replica is killed,
+            // so the lease length costs nothing; a long one keeps a CPU-starved pass inside its lease.
             "--Magnetar:Api:RateLimitPerSecond=1000", "--Magnetar:Api:RateLimitBurst=2000"];
         var newDll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
         async Task<(int Code, string Output)> Magnetar(string dll, params string[] args)

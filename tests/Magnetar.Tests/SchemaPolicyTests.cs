@@ -152,3 +152,58 @@ public sealed class SchemaPolicyTests
         Assert.Contains("this build does not know (5_SomethingLater)", d.Render(DateTimeOffset.UtcNow));
     }
 }
+
+/// <summary>
+/// <c>magnetar migrate --check</c> on the real binary with SQLite: a serving replica is listed from its registry row
+/// (pid, version, schema), which its SIGTERM removes; bad arguments and an unreachable database are clear errors.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class MigrateCheckCliTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("migrate-check-").FullName;
+    private static readonly string Dll = Path.Combine(AppContext.BaseDirectory, "magnetar.dll");
+
+    public Task InitializeAsync() => Task.CompletedTask;
+    public Task DisposeAsync() { try { Directory.Delete(_dir, true); } catch { } return Task.CompletedTask; }
+
+    private Task<(int Code, string Output)> Magnetar(params string[] args)
+        => PreviousRelease.RunAsync("dotnet", [Dll, .. args], null, 120);
+
+    [Fact]
+    public async Task Check_lists_a_serving_replica_by_its_registry_row_until_it_stops()
+    {
+        var data = Path.Combine(_dir, "data");
+        var (code, text) = await Magnetar("migrate", "--check", "--data-dir", data);
+        Assert.True(code == 0, text);
+        Assert.Matches(@"_ReplicaRegistry\s+expand: safe with every live replica", text);
+        Assert.Contains("live replicas: 0", text);
+
+        await using var server = new MagnetarProcess($"http://127.0.0.1:{MagnetarProcess.FreePort()}", data, "--Magnetar:Replicas:HeartbeatSeconds=1");
+        await server.StartAsync();
+        (code, text) = await Magnetar("migrate", "--check", "--data-dir", data);
+        Assert.True(code == 0, text);
+        Assert.Contains("live replicas: 1", text);
+        Assert.Matches($@"host \S+\s+pid {server.Pid}\s+version \S+\s+built with ReplicaRegistry\s+needs ReplicaRegistry", text);
+        Assert.Contains("pending migrations: none", text);
+        (code, text) = await Magnetar("migrate", "--data-dir", data);
+        Assert.True(code == 0 && text.Contains("nothing to apply"), text);
+
+        await server.TerminateAsync();
+        (code, text) = await Magnetar("migrate", "--check", "--data-dir", data);
+        Assert.True(code == 0, text);
+        Assert.Contains("live replicas: 0", text);
+    }
+
+    [Fact]
+    public async Task Bad_arguments_and_an_unreachable_database_are_clear_errors()
+    {
+        var (code, text) = await Magnetar("migrate", "--check", "--force", "--data-dir", Path.Combine(_dir, "x"));
+        Assert.Equal(2, code);
+        Assert.Contains("--check changes nothing", text);
+        (code, text) = await Magnetar("migrate", "--check", "--data-dir", Path.Combine(_dir, "y"), "--Magnetar:Database:Provider=postgres",
+            $"--Magnetar:Database:ConnectionString=Host=127.0.0.1;Port={MagnetarProcess.FreePort()};Database=x;Username=u;Password=p;Timeout=2");
+        Assert.Equal(1, code);
+        Assert.Contains("migrate: the database:", text);
+        Assert.DoesNotContain("Unhandled exception", text);
+    }
+}
