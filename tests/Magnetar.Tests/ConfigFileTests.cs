@@ -46,11 +46,12 @@ public sealed class ConfigFileTests : IAsyncLifetime
         Bind<HealthOptions>("Magnetar:Health");
         Bind<ApiOptions>("Magnetar:Api");
         Bind<Magnetar.Autoscaler.AutoscalerOptions>("Magnetar:Autoscaler");
+        Bind<ReplicaOptions>("Magnetar:Replicas");
         // The plain keys, each read by MagnetarHost or the hosting layer.
         var known = new[] { "urls", "Magnetar:DataDir", "Magnetar:PublicUrl", "Magnetar:Tls:CertificateFile", "Magnetar:Tls:KeyFile",
             "Magnetar:Identity:Mode", "Magnetar:Cloud:Provider" };
         var bound = new[] { "Magnetar:Database", "Magnetar:Secrets", "Magnetar:Identity:Keystone", "Magnetar:Cloud:OpenStack", "Magnetar:Bootstrap",
-            "Magnetar:Conductor", "Magnetar:Health", "Magnetar:Api", "Magnetar:Autoscaler" };
+            "Magnetar:Conductor", "Magnetar:Health", "Magnetar:Api", "Magnetar:Autoscaler", "Magnetar:Replicas" };
         var leaves = config.AsEnumerable().Where(kv => kv.Value is not null).Select(kv => kv.Key).ToList();
         Assert.All(leaves, k => Assert.True(known.Contains(k) || bound.Any(b => k.StartsWith(b + ":")), $"{k} is not a key Magnetar reads"));
         Assert.Equal("keystone", config["Magnetar:Identity:Mode"]);
