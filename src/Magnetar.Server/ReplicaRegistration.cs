@@ -18,7 +18,8 @@ public sealed class ReplicaRegistration(
     ILogger<ReplicaRegistration> logger) : BackgroundService
 {
     /// <summary>The build's informational version (the SDK appends the git commit when it builds from a repository).</summary>
-    public static string Version { get; } = (Assembly.GetEntryAssembly() ?? typeof(ReplicaRegistration).Assembly)
+    // Magnetar's own assembly, not the entry one (a test host's would be the test SDK's version).
+    public static string Version { get; } = typeof(ReplicaRegistration).Assembly
         .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
     private DateTimeOffset _started;
