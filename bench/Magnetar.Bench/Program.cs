@@ -80,6 +80,10 @@ try
     var seedWatch = Stopwatch.StartNew();
     await Seed(dbOptions, clusters, projectId, userId);
     Line($"- seeded {clusters} clusters (2 nodegroups each) directly in the database in {seedWatch.Elapsed.TotalSeconds:F1} s");
+    // A restart with them stored: what an operator's restart or upgrade costs.
+    await StopServer(proc);
+    (proc, startMs) = await StartServer(serverArgs, url);
+    Line($"- start to serving (existing database, {clusters} clusters stored): {startMs:F0} ms; RSS {Rss(proc) / 1024.0 / 1024:F1} MiB");
 
     // 3. measure
     await Measure("GET /v1/clusters (default page: 1000 of them)", () => http.GetAsync("/v1/clusters"));

@@ -48,40 +48,44 @@ public static class ClustersApi
         if (page.Marker is not null)
             marker = await q.FirstOrDefaultAsync(c => c.Uuid == page.Marker, ct) ?? throw MagnumError.ClusterNotFound(page.Marker);
         var baseUrl = ctx.BaseUrl;
-        JsonArray array;
-        List<Cluster> items;
+        var stacks = ctx.Options.ClusterStacks;
+        var resource = expand ? "clusters/detail" : "clusters";
         if (expand)
         {
-            items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
+            var items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
             var ids = items.Select(c => c.ClusterTemplateId).Distinct().ToList();
             var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
                 .ToDictionaryAsync(t => t.Uuid, t => t.Labels, ct);
-            array = new JsonArray(items.Select(c => (JsonNode?)Views.Cluster(c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false, ctx.Options.ClusterStacks)).ToArray());
+            var next = page.NextLink(baseUrl, resource, items.Count, items.LastOrDefault()?.Uuid);
+            return ListResult(items, next, (w, c) => Views.WriteCluster(w, c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false, stacks));
         }
-        else
-        {
-            // The summary needs only the node counts: let the database add them up instead of loading nodegroups.
-            var rows = await q.Page(page, SortKeys, marker).Select(c => new
-            {
-                Cluster = c,
-                Nodes = c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
-                Masters = c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0,
-            }).ToListAsync(ct);
-            items = rows.Select(r => r.Cluster).ToList();
-            array = new JsonArray(rows.Select(r => (JsonNode?)Views.ClusterSummary(r.Cluster, r.Nodes, r.Masters, baseUrl, ctx.Options.ClusterStacks)).ToArray());
-        }
-        var body = new JsonObject { ["clusters"] = array };
-        var next = page.NextLink(baseUrl, expand ? "clusters/detail" : "clusters", items.Count, items.LastOrDefault()?.Uuid);
-        if (next is not null) body["next"] = next;
-        return Results.Json(body);
+        // The summary needs a few columns and the node counts: the database adds those up, nothing else is loaded.
+        var rows = await q.Page(page, SortKeys, marker).Select(c => new ClusterSummaryRow(c.Id, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair,
+            c.DockerVolumeSize, c.Labels, c.Status, c.MasterFlavorId, c.FlavorId, c.CreateTimeout, c.StackId, c.HealthStatus,
+            c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
+            c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0)).ToListAsync(ct);
+        var nextSummary = page.NextLink(baseUrl, resource, rows.Count, rows.LastOrDefault()?.Uuid);
+        return ListResult(rows, nextSummary, (w, r) => Views.WriteClusterSummary(w, r, baseUrl, stacks));
     }
+
+    private static JsonWriterResult ListResult<T>(List<T> items, string? next, Action<System.Text.Json.Utf8JsonWriter, T> writeItem)
+        => new(w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("clusters");
+            foreach (var item in items) writeItem(w, item);
+            w.WriteEndArray();
+            if (next is not null) w.WriteString("next", next);
+            w.WriteEndObject();
+        });
 
     private static async Task<IResult> Show(ApiContext ctx, string ident, CancellationToken ct)
     {
         var caller = Policy.Reader(ctx.Http, "cluster:get");
         var c = await ctx.FindClusterAsync(caller, ident, track: false, ct);
         var labels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct);
-        return Results.Json(Views.Cluster(c, labels ?? new(), ctx.BaseUrl, withConditions: true, ctx.Options.ClusterStacks));
+        var baseUrl = ctx.BaseUrl;
+        return new JsonWriterResult(w => Views.WriteCluster(w, c, labels ?? new(), baseUrl, withConditions: true, ctx.Options.ClusterStacks));
     }
 
     private static async Task<IResult> Create(ApiContext ctx, IClusterCertificates certs, CancellationToken ct)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Magnetar.Domain;
 using Microsoft.AspNetCore.Http;
@@ -78,81 +79,121 @@ public static class Views
     public static int NodeCount(Cluster c) => c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => n.NodeCount);
     public static int MasterCount(Cluster c) => c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => n.NodeCount);
 
-    /// <summary>The list representation (Magnum's expand=False fields).</summary>
-    public static JsonObject ClusterSummary(Cluster c, int nodeCount, int masterCount, string baseUrl, bool clusterStacks = false) => new()
+    /// <summary>The list representation (Magnum's expand=False fields), from a projection of the columns it needs.</summary>
+    public static void WriteClusterSummary(Utf8JsonWriter w, ClusterSummaryRow c, string baseUrl, bool clusterStacks)
     {
-        ["uuid"] = c.Uuid,
-        ["name"] = c.Name,
-        ["cluster_template_id"] = c.ClusterTemplateId,
-        ["keypair"] = c.Keypair,
-        ["docker_volume_size"] = c.DockerVolumeSize,
-        ["labels"] = Map(c.Labels),
-        ["node_count"] = nodeCount,
-        ["status"] = c.Status,
-        ["master_flavor_id"] = c.MasterFlavorId,
-        ["flavor_id"] = c.FlavorId,
-        ["create_timeout"] = c.CreateTimeout,
-        ["master_count"] = masterCount,
-        ["stack_id"] = StackId(c, clusterStacks),
-        ["health_status"] = c.HealthStatus,
-        ["links"] = Links(baseUrl, $"clusters/{c.Uuid}"),
-    };
+        w.WriteStartObject();
+        w.WriteString("uuid", c.Uuid);
+        w.WriteString("name", c.Name);
+        w.WriteString("cluster_template_id", c.ClusterTemplateId);
+        w.WriteString("keypair", c.Keypair);
+        Number(w, "docker_volume_size", c.DockerVolumeSize);
+        WriteMap(w, "labels", c.Labels);
+        w.WriteNumber("node_count", c.NodeCount);
+        w.WriteString("status", c.Status);
+        w.WriteString("master_flavor_id", c.MasterFlavorId);
+        w.WriteString("flavor_id", c.FlavorId);
+        w.WriteNumber("create_timeout", c.CreateTimeout);
+        w.WriteNumber("master_count", c.MasterCount);
+        w.WriteString("stack_id", c.StackId ?? (clusterStacks ? c.Uuid : null));
+        w.WriteString("health_status", c.HealthStatus);
+        WriteLinks(w, baseUrl, "clusters/", c.Uuid);
+        w.WriteEndObject();
+    }
 
+    /// <summary>A cluster as Magnum's show (and the detail list, without the conditions) renders it.</summary>
     public static JsonObject Cluster(Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
+        => (JsonObject)JsonWriterResult.ToNode(w => WriteCluster(w, c, templateLabels, baseUrl, withConditions, clusterStacks));
+
+    public static void WriteCluster(Utf8JsonWriter w, Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
     {
         var diff = Labels.Compare(templateLabels, c.Labels);
-        var o = new JsonObject
-        {
-            ["uuid"] = c.Uuid,
-            ["name"] = c.Name,
-            ["cluster_template_id"] = c.ClusterTemplateId,
-            ["keypair"] = c.Keypair,
-            ["docker_volume_size"] = c.DockerVolumeSize,
-            ["labels"] = Map(c.Labels),
-            ["labels_overridden"] = Map(diff.Overridden),
-            ["labels_added"] = Map(diff.Added),
-            ["labels_skipped"] = Map(diff.Skipped),
-            ["master_flavor_id"] = c.MasterFlavorId,
-            ["flavor_id"] = c.FlavorId,
-            ["create_timeout"] = c.CreateTimeout,
-            ["links"] = Links(baseUrl, $"clusters/{c.Uuid}"),
-            ["stack_id"] = StackId(c, clusterStacks),
-            ["status"] = c.Status,
-            ["status_reason"] = c.StatusReason,
-            ["health_status"] = c.HealthStatus,
-            ["health_status_reason"] = c.HealthStatusReason is null ? new JsonObject() : Map(c.HealthStatusReason),
-            ["discovery_url"] = c.DiscoveryUrl,
-            ["api_address"] = c.ApiAddress,
-            ["coe_version"] = c.CoeVersion,
-            ["container_version"] = c.ContainerVersion,
-            ["project_id"] = c.ProjectId,
-            ["user_id"] = c.UserId,
-            ["node_count"] = NodeCount(c),
-            ["master_count"] = MasterCount(c),
-            ["node_addresses"] = Strings(c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master).OrderBy(n => n.Id).SelectMany(n => n.NodeAddresses)),
-            ["master_addresses"] = Strings(c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).OrderBy(n => n.Id).SelectMany(n => n.NodeAddresses)),
-            ["fixed_network"] = c.FixedNetwork,
-            ["fixed_subnet"] = c.FixedSubnet,
-            ["floating_ip_enabled"] = c.FloatingIpEnabled,
-            ["master_lb_enabled"] = c.MasterLbEnabled,
-            ["created_at"] = Time(c.CreatedAt),
-            ["updated_at"] = Time(c.UpdatedAt),
-        };
+        w.WriteStartObject();
+        w.WriteString("uuid", c.Uuid);
+        w.WriteString("name", c.Name);
+        w.WriteString("cluster_template_id", c.ClusterTemplateId);
+        w.WriteString("keypair", c.Keypair);
+        Number(w, "docker_volume_size", c.DockerVolumeSize);
+        WriteMap(w, "labels", c.Labels);
+        WriteMap(w, "labels_overridden", diff.Overridden);
+        WriteMap(w, "labels_added", diff.Added);
+        WriteMap(w, "labels_skipped", diff.Skipped);
+        w.WriteString("master_flavor_id", c.MasterFlavorId);
+        w.WriteString("flavor_id", c.FlavorId);
+        w.WriteNumber("create_timeout", c.CreateTimeout);
+        WriteLinks(w, baseUrl, "clusters/", c.Uuid);
+        w.WriteString("stack_id", StackId(c, clusterStacks));
+        w.WriteString("status", c.Status);
+        w.WriteString("status_reason", c.StatusReason);
+        w.WriteString("health_status", c.HealthStatus);
+        WriteMap(w, "health_status_reason", c.HealthStatusReason);
+        w.WriteString("discovery_url", c.DiscoveryUrl);
+        w.WriteString("api_address", c.ApiAddress);
+        w.WriteString("coe_version", c.CoeVersion);
+        w.WriteString("container_version", c.ContainerVersion);
+        w.WriteString("project_id", c.ProjectId);
+        w.WriteString("user_id", c.UserId);
+        w.WriteNumber("node_count", NodeCount(c));
+        w.WriteNumber("master_count", MasterCount(c));
+        w.WriteStartArray("node_addresses");
+        foreach (var a in c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master).OrderBy(n => n.Id).SelectMany(n => n.NodeAddresses)) w.WriteStringValue(a);
+        w.WriteEndArray();
+        w.WriteStartArray("master_addresses");
+        foreach (var a in c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).OrderBy(n => n.Id).SelectMany(n => n.NodeAddresses)) w.WriteStringValue(a);
+        w.WriteEndArray();
+        w.WriteString("fixed_network", c.FixedNetwork);
+        w.WriteString("fixed_subnet", c.FixedSubnet);
+        w.WriteBoolean("floating_ip_enabled", c.FloatingIpEnabled);
+        w.WriteBoolean("master_lb_enabled", c.MasterLbEnabled);
+        w.WriteString("created_at", Time(c.CreatedAt));
+        w.WriteString("updated_at", Time(c.UpdatedAt));
         if (withConditions)
         {
             if (ClusterStatus.IsFailed(c.Status))
-                o["faults"] = Map(c.NodeGroups.Where(n => ClusterStatus.IsFailed(n.Status)).ToDictionary(n => n.Name, n => n.StatusReason ?? ""));
+                WriteMap(w, "faults", c.NodeGroups.Where(n => ClusterStatus.IsFailed(n.Status)).ToDictionary(n => n.Name, n => n.StatusReason ?? ""));
             // Magnetar extension: the per-step conditions behind status_reason.
-            o["conditions"] = new JsonArray(c.Conditions.Select(x => (JsonNode?)new JsonObject
+            w.WriteStartArray("conditions");
+            foreach (var x in c.Conditions)
             {
-                ["type"] = x.Type,
-                ["status"] = x.Status ? "True" : "False",
-                ["reason"] = x.Reason,
-                ["message"] = x.Message,
-                ["last_transition_time"] = Time(x.LastTransitionAt),
-            }).ToArray());
+                w.WriteStartObject();
+                w.WriteString("type", x.Type);
+                w.WriteString("status", x.Status ? "True" : "False");
+                w.WriteString("reason", x.Reason);
+                w.WriteString("message", x.Message);
+                w.WriteString("last_transition_time", Time(x.LastTransitionAt));
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
         }
-        return o;
+        w.WriteEndObject();
+    }
+
+    private static void Number(Utf8JsonWriter w, string name, int? value)
+    {
+        if (value is { } v) w.WriteNumber(name, v);
+        else w.WriteNull(name);
+    }
+
+    private static void WriteMap(Utf8JsonWriter w, string name, IReadOnlyDictionary<string, string>? map)
+    {
+        w.WriteStartObject(name);
+        if (map is not null)
+            foreach (var (k, v) in map) w.WriteString(k, v);
+        w.WriteEndObject();
+    }
+
+    private static void WriteLinks(Utf8JsonWriter w, string baseUrl, string prefix, string id)
+    {
+        w.WriteStartArray("links");
+        w.WriteStartObject();
+        w.WriteString("href", string.Concat(baseUrl, "/v1/", prefix, id));
+        w.WriteString("rel", "self");
+        w.WriteEndObject();
+        w.WriteStartObject();
+        w.WriteString("href", string.Concat(baseUrl, "/", prefix, id));
+        w.WriteString("rel", "bookmark");
+        w.WriteEndObject();
+        w.WriteEndArray();
     }
 
     public static JsonObject NodeGroup(NodeGroup n, Cluster cluster, string baseUrl, bool expand, bool clusterStacks = false)
@@ -200,3 +241,8 @@ public static class Views
         ["updated_at"] = Time(q.UpdatedAt),
     };
 }
+
+/// <summary>The columns of a cluster its list representation shows, with its node counts added up by the database.</summary>
+public sealed record ClusterSummaryRow(long Id, string Uuid, string Name, string ClusterTemplateId, string? Keypair, int? DockerVolumeSize,
+    Dictionary<string, string> Labels, string Status, string? MasterFlavorId, string? FlavorId, int CreateTimeout, string? StackId,
+    string? HealthStatus, int NodeCount, int MasterCount);

@@ -30,6 +30,10 @@ public sealed class StartupTasks(
                 string.Join(", ", before.UnknownApplied));
         logger.LogInformation("Database ready ({Provider})", services.GetRequiredService<DatabaseOptions>().Provider);
         lifetime.ApplicationStarted.Register(WriteOpenrc);
+        // RSA keys for new clusters' CAs, made ahead (Magnetar:Pki:KeyPool keys, 0 = off), after the server is serving.
+        var pool = config.GetValue("Magnetar:Pki:KeyPool", 16);
+        var delay = TimeSpan.FromSeconds(config.GetValue("Magnetar:Pki:KeyPoolDelaySeconds", 10.0));
+        lifetime.ApplicationStarted.Register(() => Magnetar.Bootstrap.Pki.RsaKeyPool.Shared.Start(pool, delay));
     }
 
     private void WriteOpenrc()

@@ -231,6 +231,42 @@ public abstract class ApiContractTests(HostFixture fixture)
 
     // ---------- clusters ----------
 
+    /// <summary>Magnum's cluster list fields (expand=False in magnum/api/controllers/v1/cluster.py) and links.</summary>
+    private static readonly string[] SummaryKeys = ["uuid", "name", "cluster_template_id", "keypair", "docker_volume_size", "labels",
+        "node_count", "status", "master_flavor_id", "flavor_id", "create_timeout", "master_count", "stack_id", "health_status", "links"];
+
+    [Fact]
+    public async Task Cluster_list_detail_and_show_render_the_same_cluster_alike()
+    {
+        var admin = await Host.ClientAsync("admin");
+        var t = await Clusters.CreateTemplateAsync(admin);
+        var uuid = await Clusters.CreateClusterAsync(admin, t["uuid"]!.GetValue<string>(),
+            extra: ", \"node_count\": 2, \"labels\": {\"kube_tag\": \"v1.31.1\", \"b\": \"<é>\"}, \"merge_labels\": true");
+        var show = await Clusters.WaitForStatusAsync(admin, uuid, "CREATE_COMPLETE");
+        async Task<JsonNode> Find(string path)
+        {
+            var page = await admin.GetAsync(path + "?limit=1000").ExpectAsync(200);
+            return page["clusters"]!.AsArray().Single(c => c!["uuid"]!.GetValue<string>() == uuid)!;
+        }
+        var summary = await Find("/v1/clusters");
+        var detail = await Find("/v1/clusters/detail");
+        Assert.Equal(SummaryKeys.Order(), summary.AsObject().Select(p => p.Key).Order());
+        // The detail list is show without the faults and the conditions (a Magnetar extension).
+        Assert.Equal(show.AsObject().Select(p => p.Key).Where(k => k is not ("faults" or "conditions")).Order(), detail.AsObject().Select(p => p.Key).Order());
+        Assert.NotEmpty(show["conditions"]!.AsArray());
+        foreach (var (key, value) in detail.AsObject())
+            Assert.True(JsonNode.DeepEquals(value, show[key]), $"{key}: detail {value?.ToJsonString()} show {show[key]?.ToJsonString()}");
+        foreach (var (key, value) in summary.AsObject())
+            Assert.True(JsonNode.DeepEquals(value, show[key]), $"{key}: list {value?.ToJsonString()} show {show[key]?.ToJsonString()}");
+        Assert.Equal(2, summary["node_count"]!.GetValue<int>());
+        Assert.Equal(1, summary["master_count"]!.GetValue<int>());
+        Assert.Equal("<é>", summary["labels"]!["b"]!.GetValue<string>());
+        Assert.Equal("v1.31.1", show["labels"]!["kube_tag"]!.GetValue<string>());
+        Assert.Equal("<é>", show["labels_added"]!["b"]!.GetValue<string>());
+        Assert.Equal(2, show["node_addresses"]!.AsArray().Count);
+        Assert.EndsWith($"/v1/clusters/{uuid}", summary["links"]![0]!["href"]!.GetValue<string>());
+    }
+
     [Fact]
     public async Task Cluster_lifecycle_create_show_patch_resize_upgrade_delete()
     {

@@ -49,7 +49,7 @@ public sealed class ConfigFileTests : IAsyncLifetime
         Bind<ReplicaOptions>("Magnetar:Replicas");
         // The plain keys, each read by MagnetarHost or the hosting layer.
         var known = new[] { "urls", "Magnetar:DataDir", "Magnetar:PublicUrl", "Magnetar:Tls:CertificateFile", "Magnetar:Tls:KeyFile",
-            "Magnetar:Identity:Mode", "Magnetar:Cloud:Provider" };
+            "Magnetar:Identity:Mode", "Magnetar:Cloud:Provider", "Magnetar:Pki:KeyPool", "Magnetar:Pki:KeyPoolDelaySeconds" };
         var bound = new[] { "Magnetar:Database", "Magnetar:Secrets", "Magnetar:Identity:Keystone", "Magnetar:Cloud:OpenStack", "Magnetar:Bootstrap",
             "Magnetar:Conductor", "Magnetar:Health", "Magnetar:Api", "Magnetar:Autoscaler", "Magnetar:Replicas" };
         var leaves = config.AsEnumerable().Where(kv => kv.Value is not null).Select(kv => kv.Key).ToList();

@@ -10,6 +10,39 @@ public sealed class PkiTests
     private static readonly CertificateAuthorityMaterial Ca = ClusterPki.CreateCertificateAuthority("demo", "0b1e4a59-7d1c-4a53-9a2b-4a2d6c9e2f10");
 
     [Fact]
+    public async Task The_key_pool_hands_out_distinct_keys_made_ahead_and_refills()
+    {
+        var pool = new RsaKeyPool();
+        // Never started: every key is made in the caller's time.
+        using (var k = pool.Take()) Assert.Equal(2048, k.KeySize);
+        Assert.Equal((0L, 1L, 0L), pool.Counters);
+
+        pool.Start(3, TimeSpan.Zero);
+        await WaitFor(() => pool.Available == 3);
+        var keys = Enumerable.Range(0, 3).Select(_ => pool.Take()).ToList();
+        Assert.Equal((3L, 1L, 3L), pool.Counters);
+        Assert.All(keys, k => Assert.Equal(2048, k.KeySize));
+        Assert.Equal(3, keys.Select(k => Convert.ToHexString(k.ExportParameters(false).Modulus!)).Distinct().Count());
+        // Taken keys are replaced in the background; a key works as a CA's.
+        await WaitFor(() => pool.Available == 3);
+        Assert.Equal(6L, pool.Counters.Made);
+        var request = new CertificateRequest("CN=pooled", keys[0], HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1));
+        Assert.True(cert.HasPrivateKey);
+        keys.ForEach(k => k.Dispose());
+
+        static async Task WaitFor(Func<bool> condition)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!condition())
+            {
+                if (DateTime.UtcNow > deadline) throw new Xunit.Sdk.XunitException("the pool did not fill");
+                await Task.Delay(20);
+            }
+        }
+    }
+
+    [Fact]
     public void Cluster_ca_is_a_proper_ca()
     {
         using var cert = X509Certificate2.CreateFromPem(Ca.CertificatePem);

@@ -43,12 +43,12 @@ public static class ClusterPki
         => CreateNamedAuthority(string.IsNullOrWhiteSpace(clusterName) ? clusterUuid : clusterName, clusterUuid, validity);
 
     /// <summary>
-    /// A CA for one of kubeadm's other trust domains (etcd-ca, front-proxy-ca): RSA 2048, CA:true pathlen 0,
-    /// OU = cluster uuid, 10 years by default.
+    /// A CA for one of kubeadm's other trust domains (etcd-ca, front-proxy-ca): RSA 2048 (from <see cref="RsaKeyPool"/>),
+    /// CA:true pathlen 0, OU = cluster uuid, 10 years by default.
     /// </summary>
     public static CertificateAuthorityMaterial CreateNamedAuthority(string commonName, string clusterUuid, TimeSpan? validity = null)
     {
-        using var key = RSA.Create(2048);
+        using var key = RsaKeyPool.Shared.Take();
         var name = new X500DistinguishedNameBuilder();
         name.AddCommonName(commonName);
         name.AddOrganizationalUnitName(clusterUuid);
@@ -65,7 +65,7 @@ public static class ClusterPki
     /// <summary>The service-account signing key pair kubeadm calls sa.key / sa.pub: RSA 2048, PKCS#8 and SubjectPublicKeyInfo PEM.</summary>
     public static ServiceAccountKeyPair CreateServiceAccountKey()
     {
-        using var key = RSA.Create(2048);
+        using var key = RsaKeyPool.Shared.Take();
         return new ServiceAccountKeyPair(key.ExportPkcs8PrivateKeyPem(), key.ExportSubjectPublicKeyInfoPem());
     }
 
