@@ -70,6 +70,7 @@ Line($"- RSS after start: {Rss(proc) / 1024.0 / 1024:F1} MiB");
 
 try
 {
+    for (var wait = 0; wait < 300 && !File.Exists(Path.Combine(dataDir, "openrc-demo")); wait++) await Task.Delay(100); // written just after start
     var openrc = File.ReadAllLines(Path.Combine(dataDir, "openrc-demo")).Where(l => l.StartsWith("export ")).Select(l => l[7..].Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
     using var http = new HttpClient { BaseAddress = new Uri(url) };
     var (token, projectId, userId) = await Token(http, openrc["OS_USERNAME"], openrc["OS_PASSWORD"], openrc["OS_PROJECT_NAME"]);

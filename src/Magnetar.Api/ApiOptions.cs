@@ -23,4 +23,9 @@ public sealed class ApiOptions
     public int RateLimitPerSecond { get; set; } = 50;
     /// <summary>How many requests a project may make at once above that rate.</summary>
     public int RateLimitBurst { get; set; } = 200;
+    /// <summary>
+    /// Memory for rendered cluster lists and shows, kept while the database's list version (<c>list_versions</c>, bumped
+    /// by triggers on every change they show) is unchanged; 0 renders every request.
+    /// </summary>
+    public long RenderedCacheBytes { get; set; } = 32 * 1024 * 1024;
 }

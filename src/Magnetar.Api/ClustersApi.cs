@@ -29,8 +29,8 @@ public static class ClustersApi
     public static void Map(RouteGroupBuilder v1)
     {
         var g = v1.MapGroup("/clusters");
-        g.MapGet("", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: false, ct)).Magnum("get_all");
-        g.MapGet("/detail", (ApiContext ctx, CancellationToken ct) => List(ctx, expand: true, ct)).Magnum("detail");
+        g.MapGet("", (ApiContext ctx, RenderedCache cache, CancellationToken ct) => List(ctx, cache, expand: false, ct)).Magnum("get_all");
+        g.MapGet("/detail", (ApiContext ctx, RenderedCache cache, CancellationToken ct) => List(ctx, cache, expand: true, ct)).Magnum("detail");
         g.MapGet("/{ident}", Show).Magnum("get_one");
         g.MapPost("", Create).Magnum("post");
         g.MapPatch("/{ident}", Update).Magnum("patch");
@@ -39,17 +39,24 @@ public static class ClustersApi
         g.MapPost("/{ident}/actions/upgrade", Upgrade).Magnum("upgrade", new ApiVersion(1, 7));
     }
 
-    private static async Task<IResult> List(ApiContext ctx, bool expand, CancellationToken ct)
+    private static async Task<IResult> List(ApiContext ctx, RenderedCache cache, bool expand, CancellationToken ct)
     {
         var caller = Policy.Reader(ctx.Http, expand ? "cluster:detail" : "cluster:get_all");
         var page = PageRequest.From(ctx.Http.Request, SortKeys);
+        var baseUrl = ctx.BaseUrl;
+        // Rendered pages are served again while the database's list version is unchanged (RenderedCache): the version is
+        // read before the rows, so that no write between the two can leave a page tagged newer than its rows.
+        var version = await cache.VersionAsync(ctx.Db, ct);
+        var key = string.Join('\n', expand ? "detail" : "list", caller.IsAdmin ? "*" : caller.ProjectId, page.Limit, page.Marker, page.SortKey, page.Descending, baseUrl);
+        if (cache.Get(key, version) is { } cached) return JsonBytes.Result(cached);
+
         var q = ctx.VisibleClusters(caller).AsNoTracking();
         Cluster? marker = null;
         if (page.Marker is not null)
             marker = await q.FirstOrDefaultAsync(c => c.Uuid == page.Marker, ct) ?? throw MagnumError.ClusterNotFound(page.Marker);
-        var baseUrl = ctx.BaseUrl;
         var stacks = ctx.Options.ClusterStacks;
         var resource = expand ? "clusters/detail" : "clusters";
+        byte[] body;
         if (expand)
         {
             var items = await q.Page(page, SortKeys, marker).Include(c => c.NodeGroups).AsSplitQuery().ToListAsync(ct);
@@ -57,19 +64,24 @@ public static class ClustersApi
             var templateLabels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => ids.Contains(t.Uuid))
                 .ToDictionaryAsync(t => t.Uuid, t => t.Labels, ct);
             var next = page.NextLink(baseUrl, resource, items.Count, items.LastOrDefault()?.Uuid);
-            return ListResult(items, next, (w, c) => Views.WriteCluster(w, c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false, stacks));
+            body = RenderList(items, next, (w, c) => Views.WriteCluster(w, c, templateLabels.GetValueOrDefault(c.ClusterTemplateId) ?? new(), baseUrl, withConditions: false, stacks));
         }
-        // The summary needs a few columns and the node counts: the database adds those up, nothing else is loaded.
-        var rows = await q.Page(page, SortKeys, marker).Select(c => new ClusterSummaryRow(c.Id, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair,
-            c.DockerVolumeSize, c.Labels, c.Status, c.MasterFlavorId, c.FlavorId, c.CreateTimeout, c.StackId, c.HealthStatus,
-            c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
-            c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0)).ToListAsync(ct);
-        var nextSummary = page.NextLink(baseUrl, resource, rows.Count, rows.LastOrDefault()?.Uuid);
-        return ListResult(rows, nextSummary, (w, r) => Views.WriteClusterSummary(w, r, baseUrl, stacks));
+        else
+        {
+            // The summary needs a few columns and the node counts: the database adds those up, nothing else is loaded.
+            var rows = await q.Page(page, SortKeys, marker).Select(c => new ClusterSummaryRow(c.Id, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair,
+                c.DockerVolumeSize, c.Labels, c.Status, c.MasterFlavorId, c.FlavorId, c.CreateTimeout, c.StackId, c.HealthStatus,
+                c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
+                c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0)).ToListAsync(ct);
+            var next = page.NextLink(baseUrl, resource, rows.Count, rows.LastOrDefault()?.Uuid);
+            body = RenderList(rows, next, (w, r) => Views.WriteClusterSummary(w, r, baseUrl, stacks));
+        }
+        cache.Put(key, version, body);
+        return JsonBytes.Result(body);
     }
 
-    private static JsonWriterResult ListResult<T>(List<T> items, string? next, Action<System.Text.Json.Utf8JsonWriter, T> writeItem)
-        => new(w =>
+    private static byte[] RenderList<T>(List<T> items, string? next, Action<System.Text.Json.Utf8JsonWriter, T> writeItem)
+        => JsonBytes.Render(w =>
         {
             w.WriteStartObject();
             w.WriteStartArray("clusters");
@@ -79,13 +91,18 @@ public static class ClustersApi
             w.WriteEndObject();
         });
 
-    private static async Task<IResult> Show(ApiContext ctx, string ident, CancellationToken ct)
+    private static async Task<IResult> Show(ApiContext ctx, RenderedCache cache, string ident, CancellationToken ct)
     {
         var caller = Policy.Reader(ctx.Http, "cluster:get");
+        var baseUrl = ctx.BaseUrl;
+        var version = await cache.VersionAsync(ctx.Db, ct);
+        var key = string.Join('\n', "show", caller.IsAdmin ? "*" : caller.ProjectId, ident, baseUrl);
+        if (cache.Get(key, version) is { } cached) return JsonBytes.Result(cached);
         var c = await ctx.FindClusterAsync(caller, ident, track: false, ct);
         var labels = await ctx.Db.ClusterTemplates.AsNoTracking().Where(t => t.Uuid == c.ClusterTemplateId).Select(t => t.Labels).FirstOrDefaultAsync(ct);
-        var baseUrl = ctx.BaseUrl;
-        return new JsonWriterResult(w => Views.WriteCluster(w, c, labels ?? new(), baseUrl, withConditions: true, ctx.Options.ClusterStacks));
+        var body = JsonBytes.Render(w => Views.WriteCluster(w, c, labels ?? new(), baseUrl, withConditions: true, ctx.Options.ClusterStacks));
+        cache.Put(key, version, body);
+        return JsonBytes.Result(body);
     }
 
     private static async Task<IResult> Create(ApiContext ctx, IClusterCertificates certs, CancellationToken ct)

@@ -14,6 +14,7 @@ public static class MagnumApi
         services.AddSingleton(options);
         services.AddHttpContextAccessor();
         services.AddScoped<ApiContext>();
+        services.AddSingleton<RenderedCache>();
         return services;
     }
 

@@ -103,7 +103,7 @@ public static class Views
 
     /// <summary>A cluster as Magnum's show (and the detail list, without the conditions) renders it.</summary>
     public static JsonObject Cluster(Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
-        => (JsonObject)JsonWriterResult.ToNode(w => WriteCluster(w, c, templateLabels, baseUrl, withConditions, clusterStacks));
+        => (JsonObject)JsonBytes.ToNode(w => WriteCluster(w, c, templateLabels, baseUrl, withConditions, clusterStacks));
 
     public static void WriteCluster(Utf8JsonWriter w, Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
     {

@@ -33,8 +33,12 @@ public abstract record OpenStackCredential
 /// the token a few minutes before it expires (or when a service answers 401), and resolves service endpoints by
 /// type, interface and region. Thread-safe; one per credential.
 /// </summary>
+/// <param name="catalogSource">
+/// For a caller's token: where the service catalog comes from instead of validating the token with Keystone (the
+/// service user's catalog, the same endpoints; the services the token is sent to validate it themselves). Null: validate.
+/// </param>
 public sealed class KeystoneSession(HttpClient http, string authUrl, OpenStackCredential credential, string region, string endpointInterface,
-    TimeProvider time, ILogger logger)
+    TimeProvider time, ILogger logger, Func<CancellationToken, Task<JsonArray?>>? catalogSource = null)
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
     private string? _token;
@@ -56,6 +60,13 @@ public sealed class KeystoneSession(HttpClient http, string authUrl, OpenStackCr
             return _token!;
         }
         finally { _lock.Release(); }
+    }
+
+    /// <summary>The service catalog this session's token came with (authenticating first if needed).</summary>
+    public async Task<JsonArray?> CatalogAsync(CancellationToken ct)
+    {
+        await TokenAsync(ct);
+        return _catalog;
     }
 
     /// <summary>Forgets the token (a service answered 401): the next call authenticates again.</summary>
@@ -90,6 +101,14 @@ public sealed class KeystoneSession(HttpClient http, string authUrl, OpenStackCr
     private async Task AuthenticateAsync(CancellationToken ct)
     {
         var url = authUrl.TrimEnd('/');
+        if (credential is OpenStackCredential.Token known && catalogSource is not null)
+        {
+            // Magnetar's API has just validated this token (keystone mode): no second round trip to Keystone for it.
+            _catalog = await catalogSource(ct);
+            _expires = time.GetUtcNow().AddMinutes(30); // only ever used within the request that brought it
+            _token = known.Value;
+            return;
+        }
         if (credential is OpenStackCredential.Token t)
         {
             // A caller's token: validate it once and fetch the catalog it may see.

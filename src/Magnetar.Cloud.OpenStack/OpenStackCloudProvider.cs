@@ -44,7 +44,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     private OpenStackClients NewClients(OpenStackCredential credential)
     {
         var http = httpFactory.CreateClient(HttpClientName);
-        var session = new KeystoneSession(http, options.AuthUrl, credential, options.Region, options.Interface, time, loggers.CreateLogger<KeystoneSession>());
+        // A caller's token takes its endpoints from the service user's catalog (when there is a service user) rather
+        // than costing another Keystone validation in the request (issue #15: one Keystone call per create).
+        Func<CancellationToken, Task<System.Text.Json.Nodes.JsonArray?>>? catalog =
+            credential is OpenStackCredential.Token && !string.IsNullOrEmpty(options.Username) ? ct => ServiceClients().Session.CatalogAsync(ct) : null;
+        var session = new KeystoneSession(http, options.AuthUrl, credential, options.Region, options.Interface, time, loggers.CreateLogger<KeystoneSession>(), catalog);
         var log = loggers.CreateLogger("Magnetar.Cloud.OpenStack.Http");
         return new OpenStackClients(session, new ComputeClient(http, session, log), new NetworkClient(http, session, log),
             new LoadBalancerClient(http, session, log), new ImageClient(http, session, log), new IdentityClient(http, session, log),
@@ -78,7 +82,31 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
     // ------------------------------------------------------------------------------------------------ validation
 
+    /// <summary>
+    /// References found a moment ago, by project, caller and references: a burst of creates from one template checks the
+    /// cloud once (issue #15). Only successes are kept, for <see cref="ValidatedFor"/>; a flavor or image deleted within
+    /// that window fails the server's creation instead, naming it.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _validated = new();
+    internal static readonly TimeSpan ValidatedFor = TimeSpan.FromSeconds(60);
+
     public async Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var caller = r.CallerToken is null ? "service" : Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(r.CallerToken)));
+        var key = string.Join('\n', projectId, caller, r.ImageId, string.Join(',', r.FlavorIds), r.ExternalNetworkId, r.Keypair);
+        if (_validated.TryGetValue(key, out var until) && until > now) return null;
+        var error = await CheckReferencesAsync(r, ct);
+        if (error is null)
+        {
+            if (_validated.Count > 1000)
+                foreach (var (k, u) in _validated) if (u <= now) _validated.TryRemove(k, out _);
+            _validated[key] = now + ValidatedFor;
+        }
+        return error;
+    }
+
+    private async Task<CloudReferenceError?> CheckReferencesAsync(CloudReferences r, CancellationToken ct)
     {
         var c = r.CallerToken is null ? ServiceClients() : NewClients(new OpenStackCredential.Token(r.CallerToken));
         try

@@ -26,7 +26,9 @@ public static class OpenStackServiceCollectionExtensions
         http.AddStandardResilienceHandler(o =>
         {
             o.Retry.DisableForUnsafeHttpMethods();
-            o.Retry.MaxRetryAttempts = Math.Max(0, options.MaxRetries);
+            // The pipeline wants at least one attempt configured: MaxRetries=0 (no retries) handles nothing instead.
+            o.Retry.MaxRetryAttempts = Math.Max(1, options.MaxRetries);
+            if (options.MaxRetries <= 0) o.Retry.ShouldHandle = _ => ValueTask.FromResult(false);
             o.Retry.BackoffType = DelayBackoffType.Exponential;
             o.Retry.UseJitter = true;
             o.Retry.Delay = TimeSpan.FromMilliseconds(500);

@@ -26,6 +26,7 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<NodeBootstrapState> NodeStates => Set<NodeBootstrapState>();
     public DbSet<SingletonLease> SingletonLeases => Set<SingletonLease>();
     public DbSet<ReplicaRecord> Replicas => Set<ReplicaRecord>();
+    public DbSet<ListVersion> ListVersions => Set<ListVersion>();
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -165,6 +166,13 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
             e.Property(x => x.Version).HasMaxLength(256);
             e.Property(x => x.SchemaNewest).HasMaxLength(150);
             e.Property(x => x.SchemaOldest).HasMaxLength(150);
+        });
+
+        b.Entity<ListVersion>(e =>
+        {
+            e.ToTable("list_versions");
+            e.HasKey(x => x.Name);
+            e.Property(x => x.Name).HasMaxLength(32);
         });
 
         b.Entity<SimulatedResource>(e =>

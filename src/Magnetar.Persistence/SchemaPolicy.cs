@@ -115,11 +115,24 @@ public static class SchemaPolicy
                 case RenameTableOperation r: found.Add($"renames table {r.Name} to {r.NewName}"); break;
                 case RenameIndexOperation r: found.Add($"renames index {r.Name} to {r.NewName}"); break;
                 case DropIndexOperation d: found.Add($"drops index {d.Name}"); break;
+                case SqlOperation s when AddsTrigger(s.Sql):
+                    break;
                 case SqlOperation s: found.Add($"runs SQL ({Shorten(s.Sql)}), which the policy cannot judge"); break;
                 default: found.Add($"{op.GetType().Name.Replace("Operation", "")} on {Describe(op)}"); break;
             }
         }
         return found;
+    }
+
+    /// <summary>
+    /// SQL that only creates a trigger or a trigger function (ListVersionTriggers): it adds a side effect on a table this
+    /// release added, which older replicas' writes fire without noticing. Anything else in raw SQL stays unjudged.
+    /// </summary>
+    private static bool AddsTrigger(string sql)
+    {
+        var text = sql.TrimStart();
+        return text.StartsWith("CREATE TRIGGER ", StringComparison.Ordinal) || text.StartsWith("CREATE CONSTRAINT TRIGGER ", StringComparison.Ordinal)
+            || text.StartsWith("CREATE FUNCTION magnetar_", StringComparison.Ordinal);
     }
 
     /// <summary>Same type, no shorter, and either NOT NULL dropped or kept as it was; defaults may change.</summary>

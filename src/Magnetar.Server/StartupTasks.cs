@@ -29,7 +29,13 @@ public sealed class StartupTasks(
             logger.LogWarning("The database was migrated by a newer release ({Migrations}); this replica serves on the expanded schema until it is upgraded",
                 string.Join(", ", before.UnknownApplied));
         logger.LogInformation("Database ready ({Provider})", services.GetRequiredService<DatabaseOptions>().Provider);
-        lifetime.ApplicationStarted.Register(WriteOpenrc);
+        // Off the start path: checking the existing users' passwords is PBKDF2 (a few hundred ms of CPU), and nothing
+        // waits for the files but a person about to source them.
+        lifetime.ApplicationStarted.Register(() => _ = Task.Run(() =>
+        {
+            try { WriteOpenrc(); }
+            catch (Exception e) { logger.LogError(e, "Could not write the openrc files"); }
+        }));
         // RSA keys for new clusters' CAs, made ahead (Magnetar:Pki:KeyPool keys, 0 = off), after the server is serving.
         var pool = config.GetValue("Magnetar:Pki:KeyPool", 16);
         var delay = TimeSpan.FromSeconds(config.GetValue("Magnetar:Pki:KeyPoolDelaySeconds", 10.0));

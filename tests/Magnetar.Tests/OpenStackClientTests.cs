@@ -108,6 +108,49 @@ public sealed class OpenStackClientTests
     }
 
     [Fact]
+    public async Task A_callers_token_costs_no_keystone_call_and_a_burst_of_creates_checks_its_references_once()
+    {
+        var cloud = new ScriptedCloud
+        {
+            Routes = r => r.RequestUri!.AbsolutePath switch
+            {
+                "/image/v2/images" => Json(HttpStatusCode.OK, JsonNode.Parse("""{"images": [{"id": "i1", "name": "fcos", "status": "active", "os_distro": "fedora-coreos"}]}""")!),
+                "/compute/v2.1/flavors/m1.small" => Json(HttpStatusCode.OK, JsonNode.Parse("""{"flavor": {"id": "m1.small", "name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20}}""")!),
+                "/compute/v2.1/flavors/detail" => Json(HttpStatusCode.OK, JsonNode.Parse("""{"flavors": [{"id": "m1.small", "name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20}]}""")!),
+                _ => null,
+            },
+        };
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(TimeProvider.System);
+        services.AddOpenStackCloud(new OpenStackOptions { AuthUrl = $"{Base}/identity/v3", Username = "magnetar", Password = "pw", ProjectName = "service", MaxRetries = 0 },
+            http => http.ConfigurePrimaryHttpMessageHandler(() => cloud));
+        var provider = services.BuildServiceProvider().GetRequiredService<Magnetar.Cloud.ICloudProvider>();
+        var refs = new Magnetar.Cloud.CloudReferences("fcos", ["m1.small"], null, null) { CallerToken = "caller-token" };
+        int Lookups() => cloud.Requests.Count(r => r.RequestUri!.AbsolutePath is "/image/v2/images" or "/compute/v2.1/flavors/m1.small");
+
+        Assert.Null(await provider.ValidateReferencesAsync(refs, "p1", default));
+        Assert.Equal(2, Lookups());
+        Assert.All(cloud.Requests.Where(r => r.RequestUri!.AbsolutePath.StartsWith("/image") || r.RequestUri.AbsolutePath.StartsWith("/compute")),
+            r => Assert.Equal("caller-token", r.Headers.GetValues("X-Auth-Token").Single()));
+        // The endpoints came from the service user's catalog (one token for it); the caller's token was not validated again.
+        Assert.Equal(1, cloud.TokensIssued);
+        Assert.DoesNotContain(cloud.Requests, r => r.Method == HttpMethod.Get && r.RequestUri!.AbsolutePath.EndsWith("/auth/tokens"));
+
+        // The next creates of the burst: nothing asked again. Another caller or project is checked on its own.
+        Assert.Null(await provider.ValidateReferencesAsync(refs, "p1", default));
+        Assert.Equal(2, Lookups());
+        Assert.Null(await provider.ValidateReferencesAsync(refs with { CallerToken = "another-token" }, "p2", default));
+        Assert.Equal(4, Lookups());
+        // A reference that is not found is never remembered.
+        var missing = refs with { FlavorIds = ["m9.huge"] };
+        Assert.Equal(400, (await provider.ValidateReferencesAsync(missing, "p1", default))!.StatusCode);
+        var before = cloud.Requests.Count;
+        Assert.Equal(400, (await provider.ValidateReferencesAsync(missing, "p1", default))!.StatusCode);
+        Assert.True(cloud.Requests.Count > before);
+    }
+
+    [Fact]
     public async Task A_401_renews_the_token_once_and_repeats_the_call()
     {
         var calls = 0;

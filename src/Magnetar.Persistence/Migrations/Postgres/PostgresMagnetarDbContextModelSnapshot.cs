@@ -788,6 +788,20 @@ namespace Magnetar.Persistence.Migrations.Postgres
                     b.ToTable("singleton_leases", (string)null);
                 });
 
+            modelBuilder.Entity("Magnetar.Persistence.ListVersion", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<long>("Version")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("list_versions", (string)null);
+                });
+
             modelBuilder.Entity("Magnetar.Persistence.ReplicaRecord", b =>
                 {
                     b.Property<string>("Id")

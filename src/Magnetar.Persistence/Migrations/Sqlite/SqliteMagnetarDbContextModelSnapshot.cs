@@ -760,6 +760,20 @@ namespace Magnetar.Persistence.Migrations.Sqlite
                     b.ToTable("singleton_leases", (string)null);
                 });
 
+            modelBuilder.Entity("Magnetar.Persistence.ListVersion", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Version")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("list_versions", (string)null);
+                });
+
             modelBuilder.Entity("Magnetar.Persistence.ReplicaRecord", b =>
                 {
                     b.Property<string>("Id")
