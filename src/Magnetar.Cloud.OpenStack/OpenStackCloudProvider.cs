@@ -96,7 +96,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         var caller = r.CallerToken is null ? "service" : Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(r.CallerToken)));
         var key = string.Join('\n', projectId, caller, r.ImageId, string.Join(',', r.FlavorIds), r.ExternalNetworkId, r.Keypair);
         if (_validated.TryGetValue(key, out var until) && until > now) return null;
-        var error = await CheckReferencesAsync(r, ct);
+        // Creates that arrive together wait for one check rather than each asking the cloud.
+        var check = _checking.GetOrAdd(key, _ => new Lazy<Task<CloudReferenceError?>>(() => CheckReferencesAsync(r, CancellationToken.None)));
+        CloudReferenceError? error;
+        try { error = await check.Value.WaitAsync(ct); }
+        finally { _checking.TryRemove(new KeyValuePair<string, Lazy<Task<CloudReferenceError?>>>(key, check)); }
         if (error is null)
         {
             if (_validated.Count > 1000)
@@ -105,6 +109,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         }
         return error;
     }
+
+    private readonly ConcurrentDictionary<string, Lazy<Task<CloudReferenceError?>>> _checking = new();
 
     private async Task<CloudReferenceError?> CheckReferencesAsync(CloudReferences r, CancellationToken ct)
     {

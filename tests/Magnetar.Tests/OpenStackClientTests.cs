@@ -142,6 +142,10 @@ public sealed class OpenStackClientTests
         Assert.Equal(2, Lookups());
         Assert.Null(await provider.ValidateReferencesAsync(refs with { CallerToken = "another-token" }, "p2", default));
         Assert.Equal(4, Lookups());
+        // Ten creates at once from a third caller: one check between them.
+        var burst = refs with { CallerToken = "burst-token" };
+        Assert.All(await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => provider.ValidateReferencesAsync(burst, "p3", default))), Assert.Null);
+        Assert.Equal(6, Lookups());
         // A reference that is not found is never remembered.
         var missing = refs with { FlavorIds = ["m9.huge"] };
         Assert.Equal(400, (await provider.ValidateReferencesAsync(missing, "p1", default))!.StatusCode);
