@@ -82,13 +82,7 @@ public static class Views
     /// <summary>The list representation (Magnum's expand=False fields), from a projection of the columns it needs.</summary>
     public static void WriteClusterSummary(Utf8JsonWriter w, ClusterSummaryRow c, string baseUrl, bool clusterStacks)
     {
-        w.WriteStartObject();
-        w.WriteString("uuid", c.Uuid);
-        w.WriteString("name", c.Name);
-        w.WriteString("cluster_template_id", c.ClusterTemplateId);
-        w.WriteString("keypair", c.Keypair);
-        Number(w, "docker_volume_size", c.DockerVolumeSize);
-        WriteMap(w, "labels", c.Labels);
+        WriteClusterHead(w, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair, c.DockerVolumeSize, c.Labels);
         w.WriteNumber("node_count", c.NodeCount);
         w.WriteString("status", c.Status);
         w.WriteString("master_flavor_id", c.MasterFlavorId);
@@ -108,13 +102,7 @@ public static class Views
     public static void WriteCluster(Utf8JsonWriter w, Cluster c, IReadOnlyDictionary<string, string> templateLabels, string baseUrl, bool withConditions, bool clusterStacks = false)
     {
         var diff = Labels.Compare(templateLabels, c.Labels);
-        w.WriteStartObject();
-        w.WriteString("uuid", c.Uuid);
-        w.WriteString("name", c.Name);
-        w.WriteString("cluster_template_id", c.ClusterTemplateId);
-        w.WriteString("keypair", c.Keypair);
-        Number(w, "docker_volume_size", c.DockerVolumeSize);
-        WriteMap(w, "labels", c.Labels);
+        WriteClusterHead(w, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair, c.DockerVolumeSize, c.Labels);
         WriteMap(w, "labels_overridden", diff.Overridden);
         WriteMap(w, "labels_added", diff.Added);
         WriteMap(w, "labels_skipped", diff.Skipped);
@@ -166,6 +154,19 @@ public static class Views
             w.WriteEndArray();
         }
         w.WriteEndObject();
+    }
+
+    /// <summary>Opens a cluster's object with the fields both representations start with, in Magnum's order.</summary>
+    private static void WriteClusterHead(Utf8JsonWriter w, string uuid, string name, string templateId, string? keypair, int? dockerVolumeSize,
+        IReadOnlyDictionary<string, string> labels)
+    {
+        w.WriteStartObject();
+        w.WriteString("uuid", uuid);
+        w.WriteString("name", name);
+        w.WriteString("cluster_template_id", templateId);
+        w.WriteString("keypair", keypair);
+        Number(w, "docker_volume_size", dockerVolumeSize);
+        WriteMap(w, "labels", labels);
     }
 
     private static void Number(Utf8JsonWriter w, string name, int? value)
