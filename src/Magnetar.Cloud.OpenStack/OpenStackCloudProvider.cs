@@ -83,34 +83,20 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     // ------------------------------------------------------------------------------------------------ validation
 
     /// <summary>
-    /// References found a moment ago, by project, caller and references: a burst of creates from one template checks the
-    /// cloud once (issue #15). Only successes are kept, for <see cref="ValidatedFor"/>; a flavor or image deleted within
-    /// that window fails the server's creation instead, naming it.
+    /// Checks in flight, by project, caller and references: creates that arrive together (a burst from one template)
+    /// wait for one check rather than each asking the cloud (issue #15). Nothing is remembered once a check is done: an
+    /// image or flavor deleted since is found missing by the next create, as Magnum finds it.
     /// </summary>
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _validated = new();
-    internal static readonly TimeSpan ValidatedFor = TimeSpan.FromSeconds(60);
+    private readonly ConcurrentDictionary<string, Lazy<Task<CloudReferenceError?>>> _checking = new();
 
     public async Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
     {
-        var now = time.GetUtcNow();
         var caller = r.CallerToken is null ? "service" : Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(r.CallerToken)));
         var key = string.Join('\n', projectId, caller, r.ImageId, string.Join(',', r.FlavorIds), r.ExternalNetworkId, r.Keypair);
-        if (_validated.TryGetValue(key, out var until) && until > now) return null;
-        // Creates that arrive together wait for one check rather than each asking the cloud.
         var check = _checking.GetOrAdd(key, _ => new Lazy<Task<CloudReferenceError?>>(() => CheckReferencesAsync(r, CancellationToken.None)));
-        CloudReferenceError? error;
-        try { error = await check.Value.WaitAsync(ct); }
+        try { return await check.Value.WaitAsync(ct); }
         finally { _checking.TryRemove(new KeyValuePair<string, Lazy<Task<CloudReferenceError?>>>(key, check)); }
-        if (error is null)
-        {
-            if (_validated.Count > 1000)
-                foreach (var (k, u) in _validated) if (u <= now) _validated.TryRemove(k, out _);
-            _validated[key] = now + ValidatedFor;
-        }
-        return error;
     }
-
-    private readonly ConcurrentDictionary<string, Lazy<Task<CloudReferenceError?>>> _checking = new();
 
     private async Task<CloudReferenceError?> CheckReferencesAsync(CloudReferences r, CancellationToken ct)
     {
