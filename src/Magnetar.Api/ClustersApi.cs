@@ -69,7 +69,7 @@ public static class ClustersApi
         else
         {
             // The summary needs a few columns and the node counts: the database adds those up, nothing else is loaded.
-            var rows = await q.Page(page, SortKeys, marker).Select(c => new ClusterSummaryRow(c.Id, c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair,
+            var rows = await q.Page(page, SortKeys, marker).Select(c => new ClusterSummaryRow(c.Uuid, c.Name, c.ClusterTemplateId, c.Keypair,
                 c.DockerVolumeSize, c.Labels, c.Status, c.MasterFlavorId, c.FlavorId, c.CreateTimeout, c.StackId, c.HealthStatus,
                 c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => (int?)n.NodeCount) ?? 0,
                 c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => (int?)n.NodeCount) ?? 0)).ToListAsync(ct);

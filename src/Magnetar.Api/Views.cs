@@ -74,7 +74,9 @@ public static class Views
     };
 
     /// <summary>Magnum's stack_id: the cluster's uuid where the standalone orchestration endpoint describes clusters as stacks (<see cref="ApiOptions.ClusterStacks"/>), else null.</summary>
-    public static string? StackId(Cluster c, bool clusterStacks) => c.StackId ?? (clusterStacks ? c.Uuid : null);
+    public static string? StackId(Cluster c, bool clusterStacks) => StackId(c.StackId, c.Uuid, clusterStacks);
+
+    private static string? StackId(string? stackId, string uuid, bool clusterStacks) => stackId ?? (clusterStacks ? uuid : null);
 
     public static int NodeCount(Cluster c) => c.NodeGroups.Where(n => n.Role != NodeGroupRoles.Master && !n.DeleteRequested).Sum(n => n.NodeCount);
     public static int MasterCount(Cluster c) => c.NodeGroups.Where(n => n.Role == NodeGroupRoles.Master).Sum(n => n.NodeCount);
@@ -89,7 +91,7 @@ public static class Views
         w.WriteString("flavor_id", c.FlavorId);
         w.WriteNumber("create_timeout", c.CreateTimeout);
         w.WriteNumber("master_count", c.MasterCount);
-        w.WriteString("stack_id", c.StackId ?? (clusterStacks ? c.Uuid : null));
+        w.WriteString("stack_id", StackId(c.StackId, c.Uuid, clusterStacks));
         w.WriteString("health_status", c.HealthStatus);
         WriteLinks(w, baseUrl, "clusters/", c.Uuid);
         w.WriteEndObject();
@@ -244,6 +246,6 @@ public static class Views
 }
 
 /// <summary>The columns of a cluster its list representation shows, with its node counts added up by the database.</summary>
-public sealed record ClusterSummaryRow(long Id, string Uuid, string Name, string ClusterTemplateId, string? Keypair, int? DockerVolumeSize,
+public sealed record ClusterSummaryRow(string Uuid, string Name, string ClusterTemplateId, string? Keypair, int? DockerVolumeSize,
     Dictionary<string, string> Labels, string Status, string? MasterFlavorId, string? FlavorId, int CreateTimeout, string? StackId,
     string? HealthStatus, int NodeCount, int MasterCount);

@@ -131,11 +131,13 @@ public static class SchemaCompatibility
         await using var db = await factory.CreateDbContextAsync(ct);
         var assessment = await AssessAsync(db, staleAfter, now, ct);
         var runnable = force ? assessment.Pending : assessment.Pending.TakeWhile(p => p.Blocking.Count == 0).ToList();
-        // Nothing pending (every start but the first after an upgrade): EF's Migrate would still build the snapshot's model
-        // and compare it with the code's, ≈ half a second of a start, to learn what the assessment already says.
-        if (assessment.Pending.Count == 0) { }
-        else if (runnable.Count == assessment.Pending.Count) await db.Database.MigrateAsync(ct);
-        else if (runnable.Count > 0) await db.GetService<IMigrator>().MigrateAsync(runnable[^1].Migration.Id, ct);
+        // With nothing to run (every start but the first after an upgrade) EF is not asked: its Migrate would still build
+        // the snapshot's model and compare it with the code's, ≈ half a second of a start, to learn what the assessment says.
+        if (runnable.Count > 0)
+        {
+            if (runnable.Count == assessment.Pending.Count) await db.Database.MigrateAsync(ct);
+            else await db.GetService<IMigrator>().MigrateAsync(runnable[^1].Migration.Id, ct);
+        }
         if (db.Database.IsSqlite())
         {
             // WAL lets API reads proceed while the conductor writes; busy_timeout makes writers wait instead of failing.
