@@ -63,7 +63,37 @@ ensure_installed() {
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-wait_http() { for _ in $(seq 1 "${2:-120}"); do curl -sf --max-time 5 -o /dev/null "$1" && return 0; sleep 0.25; done; return 1; }
+# wait_http URL [SECONDS] [PIDFILE...]: until URL answers 2xx, for at most SECONDS (wall clock), giving up at once when a
+# named process has died (its log then says why; waiting longer would not help).
+wait_http() {
+  local url=$1 deadline=$((SECONDS + ${2:-60})) f; shift; shift || true
+  while [ $SECONDS -lt $deadline ]; do
+    curl -sf --max-time 5 -o /dev/null "$url" && return 0
+    for f in "$@"; do pid_alive "$f" || return 2; done
+    sleep 0.25
+  done
+  return 1
+}
+# show_logs FILE|DIR...: the last lines of each log, so that a start failing on a machine we cannot log into (CI) says why.
+show_logs() {
+  local f
+  for f in $(find "$@" -maxdepth 1 -type f \( -name '*.log' -o -name '*.out' \) 2>/dev/null | sort); do
+    echo "---- last lines of $f" >&2; tail -n 30 "$f" >&2
+  done
+}
+# wait_service NAME URL SECONDS LOGDIR START_FN PIDFILE...: waits for a service's API; when it does not answer (died, or
+# still not answering after SECONDS on a loaded machine) its logs are shown, it is stopped and started once more, and
+# waited for again before the start is given up.
+wait_service() {
+  local name=$1 url=$2 secs=$3 logdir=$4 start_fn=$5 rc; shift 5
+  wait_http "$url" "$secs" "$@" && return 0 || rc=$?
+  echo "openstack-aio: $name did not answer at $url ($([ $rc -eq 2 ] && echo "a process died" || echo "${secs} s")); its logs:" >&2
+  show_logs "$logdir"
+  echo "openstack-aio: starting $name once more" >&2
+  stop_groups "$@"
+  "$start_fn" || die "$name failed to start again ($logdir)"
+  wait_http "$url" "$secs" "$@" || { show_logs "$logdir"; die "$name did not start ($logdir)"; }
+}
 die() { echo "openstack-aio: $*" >&2; exit 1; }
 step() { echo "openstack-aio: [$SECONDS s] $*" >&2; }
 # quiet LOG CMD...: CMD's output (the manage tools' warnings and tracebacks) goes to LOG, shown when CMD fails.
@@ -326,7 +356,7 @@ CONF
   done
 }
 nova_ready() {
-  wait_http "http://127.0.0.1:$nova_port/" || die "Nova API did not start ($state/nova/log/uwsgi.log)"
+  wait_service Nova "http://127.0.0.1:$nova_port/" 240 "$state/nova/log" start_nova "$state/nova/"{uwsgi,conductor,scheduler,compute}.pid
   [ -f "$state/nova/host-mapped" ] && return 0
   # Map the compute host into cell1 once nova-compute has registered its node (the scheduler would also find it
   # within discover_hosts_in_cells_interval, but a server created before that would fail with NoValidHost).
@@ -587,11 +617,13 @@ case "$cmd" in
     for s in placement glance neutron nova octavia cinder; do start_$s & jobs+=($!); done
     for j in "${jobs[@]}"; do wait "$j" || die "a service failed to start (see the messages above)"; done
     step "waiting for the APIs"
-    wait_http "http://127.0.0.1:$placement_port/" || die "Placement did not start ($state/placement/uwsgi.log)"
-    wait_http "http://127.0.0.1:$glance_port/" || die "Glance did not start ($state/glance/glance-api.out)"
-    wait_http "http://127.0.0.1:$neutron_port/" 240 || die "Neutron did not start ($state/neutron/log)"
-    wait_http "http://127.0.0.1:$octavia_port/" 240 || die "Octavia did not start ($state/octavia/log)"
-    wait_http "http://127.0.0.1:$cinder_port/" 240 || die "Cinder did not start ($state/cinder/log)"
+    # Generous deadlines: on a loaded machine the six services' Python imports share two cores (a CI run once saw
+    # Octavia not answering within the 60 s it then had); a service whose process died is restarted once.
+    wait_service Placement "http://127.0.0.1:$placement_port/" 180 "$state/placement" start_placement "$state/placement/uwsgi.pid"
+    wait_service Glance "http://127.0.0.1:$glance_port/" 180 "$state/glance" start_glance "$state/glance/api.pid"
+    wait_service Neutron "http://127.0.0.1:$neutron_port/" 240 "$state/neutron/log" start_neutron "$state/neutron/server.pid"
+    wait_service Octavia "http://127.0.0.1:$octavia_port/" 240 "$state/octavia/log" start_octavia "$state/octavia/"{uwsgi,worker}.pid
+    wait_service Cinder "http://127.0.0.1:$cinder_port/" 240 "$state/cinder/log" start_cinder "$state/cinder/"{uwsgi,scheduler,volume}.pid
     nova_ready
     if [ ! -f "$state/seeded" ]; then
       step "seeding images, public network, flavors, volume type, demo quotas"
