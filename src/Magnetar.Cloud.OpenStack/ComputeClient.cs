@@ -74,12 +74,16 @@ public sealed class ComputeClient(HttpClient http, KeystoneSession session, ILog
     public Task<bool> DeleteServerAsync(string id, CancellationToken ct) => DeleteAsync($"/servers/{Q(id)}", $"delete server {id}", ct, Microversion);
 
     /// <summary>A flavor by id, else by name; null when neither exists.</summary>
+    /// <summary>
+    /// A flavor by id or name, as the caller may use it. One list answers both (templates name flavors more often than
+    /// not, and a show by a name costs a 404 first); only a value the list does not hold (beyond its first page, or a
+    /// flavor hidden from lists) is asked for by id.
+    /// </summary>
     public async Task<Flavor?> FindFlavorAsync(string idOrName, CancellationToken ct)
     {
-        var byId = await FindAsync<Flavor>($"/flavors/{Q(idOrName)}", "flavor", $"show flavor {idOrName}", ct, Microversion);
-        if (byId is not null) return byId;
         var all = await ListAsync<Flavor>("/flavors/detail?is_public=None", "flavors", "list flavors", ct, Microversion);
-        return all.FirstOrDefault(f => f.Name == idOrName);
+        return all.FirstOrDefault(f => f.Id == idOrName) ?? all.FirstOrDefault(f => f.Name == idOrName)
+            ?? await FindAsync<Flavor>($"/flavors/{Q(idOrName)}", "flavor", $"show flavor {idOrName}", ct, Microversion);
     }
 
     public async Task<bool> KeypairExistsAsync(string name, CancellationToken ct)

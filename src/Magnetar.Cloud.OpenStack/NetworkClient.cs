@@ -71,16 +71,52 @@ public sealed class NetworkClient(HttpClient http, KeystoneSession session, ILog
     public async Task<SecurityGroup> CreateSecurityGroupAsync(string name, string description, CancellationToken ct)
         => Read<SecurityGroup>(await Create("security-groups", "security_group", new JsonObject { ["name"] = name, ["description"] = description }, $"create security group {name}", ct))!;
 
+    /// <summary>Creates security groups; several in one request (Neutron's bulk create: all or none).</summary>
+    public async Task<List<SecurityGroup>> CreateSecurityGroupsAsync(IReadOnlyList<(string Name, string Description)> groups, CancellationToken ct)
+    {
+        if (groups.Count == 1) return [await CreateSecurityGroupAsync(groups[0].Name, groups[0].Description, ct)];
+        var body = new JsonArray(groups.Select(g => (JsonNode)new JsonObject { ["name"] = g.Name, ["description"] = g.Description }).ToArray());
+        var made = await SendAsync(HttpMethod.Post, "/v2.0/security-groups", new JsonObject { ["security_groups"] = body },
+            $"create security groups {string.Join(", ", groups.Select(g => g.Name))}", ct, null, HttpStatusCode.Created);
+        return Read<List<SecurityGroup>>(made?["security_groups"]) ?? throw new InvalidOperationException("Neutron returned no security groups");
+    }
+
     /// <summary>Adds an ingress IPv4 rule; a rule that already exists (409) counts as done.</summary>
     public async Task CreateSecurityGroupRuleAsync(string groupId, RuleSpec rule, CancellationToken ct)
+    {
+        try { await Create("security-group-rules", "security_group_rule", RuleBody(groupId, rule), $"add rule {rule} to security group {groupId}", ct); }
+        catch (OpenStackConflictException) { }
+    }
+
+    /// <summary>
+    /// Adds ingress IPv4 rules to one group in one request (Neutron's bulk create: all or none; it takes one group per
+    /// request). When one of them exists already (409: made by a pass that ran at the same time), each is added on its
+    /// own, existing ones counting as done.
+    /// </summary>
+    public async Task CreateSecurityGroupRulesAsync(string groupId, IReadOnlyList<RuleSpec> rules, CancellationToken ct)
+    {
+        if (rules.Count == 0) return;
+        if (rules.Count == 1) { await CreateSecurityGroupRuleAsync(groupId, rules[0], ct); return; }
+        try
+        {
+            await SendAsync(HttpMethod.Post, "/v2.0/security-group-rules",
+                new JsonObject { ["security_group_rules"] = new JsonArray(rules.Select(r => (JsonNode)RuleBody(groupId, r)).ToArray()) },
+                $"add {rules.Count} rules to security group {groupId}", ct, null, HttpStatusCode.Created);
+        }
+        catch (OpenStackConflictException)
+        {
+            foreach (var rule in rules) await CreateSecurityGroupRuleAsync(groupId, rule, ct);
+        }
+    }
+
+    private static JsonObject RuleBody(string groupId, RuleSpec rule)
     {
         var body = new JsonObject { ["security_group_id"] = groupId, ["direction"] = "ingress", ["ethertype"] = "IPv4" };
         if (rule.Protocol is not null) body["protocol"] = rule.Protocol;
         if (rule.PortMin is not null) { body["port_range_min"] = rule.PortMin; body["port_range_max"] = rule.PortMax; }
         if (rule.RemoteIpPrefix is not null) body["remote_ip_prefix"] = rule.RemoteIpPrefix;
         if (rule.RemoteGroupId is not null) body["remote_group_id"] = rule.RemoteGroupId;
-        try { await Create("security-group-rules", "security_group_rule", body, $"add rule {rule} to security group {groupId}", ct); }
-        catch (OpenStackConflictException) { }
+        return body;
     }
 
     public async Task<FloatingIp> CreateFloatingIpAsync(string externalNetworkId, string? portId, string description, CancellationToken ct)

@@ -25,6 +25,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     private readonly ConcurrentDictionary<string, OpenStackClients> _clients = new();
     private readonly ILogger _logger = loggers.CreateLogger<OpenStackCloudProvider>();
     private readonly OpenStackOptions _options = options;
+    private readonly TimeProvider _time = time;
 
     public string Name => "openstack";
 
@@ -142,7 +143,19 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         var pass = new ReconcilePass(this, c, spec, ct);
         try
         {
-            return await pass.RunAsync();
+            var observation = await pass.RunAsync();
+            if (observation.Phase == ProvisionPhase.Failed) Forget(spec.ClusterUuid);
+            return observation;
+        }
+        catch (Exception e) when (e is OpenStackApiException or OpenStackUnavailableException && Forget(spec.ClusterUuid) && pass.UsedMemory
+                                  && e is OpenStackApiException and not OpenStackQuotaException)
+        {
+            // The pass trusted what an earlier one had found (network, security groups, server groups) and the cloud
+            // refused something: perhaps one of them was deleted behind our back. Look everything up again before
+            // calling it a failure.
+            _logger.LogWarning("Cluster {Uuid}: {Error} (looking its resources up again)", spec.ClusterUuid, e.Message);
+            return new ClusterObservation(ProvisionPhase.Progressing, $"retrying after a cloud error: {e.Message}", pass.Conditions, null, [])
+            { RequeueAfter = TimeSpan.FromSeconds(1) };
         }
         catch (OpenStackQuotaException e)
         {
@@ -170,46 +183,100 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     private static ClusterObservation Failed(string message, IReadOnlyList<ConditionObservation> conditions)
         => new(ProvisionPhase.Failed, message, conditions, null, []);
 
+    // ------------------------------------------------------------------------------------------------ memory
+
+    /// <summary>
+    /// What a pass found or made of a cluster's network, router, security groups (with their rules) and server groups,
+    /// and the image it checked: later passes of the same process trust it instead of listing all of it again (issue
+    /// #15: a create polls several times while its servers build). It is a cache, never the truth: a process that
+    /// starts knows nothing and looks everything up (so a resource made just before a crash is adopted), an entry lasts
+    /// <see cref="InfrastructureMemory"/> at most, any change of what shapes those resources (labels, nodegroups,
+    /// networks, keypair, image) misses it, and a pass that used it and met a cloud error forgets it and looks again
+    /// before failing anything.
+    /// </summary>
+    private sealed record Infrastructure(string Fingerprint, DateTimeOffset Until, Network? External, string NetworkId, string SubnetId,
+        SecurityGroup Master, SecurityGroup Worker, IReadOnlyDictionary<string, ServerGroup> ServerGroups);
+
+    private static readonly TimeSpan InfrastructureMemory = TimeSpan.FromMinutes(10);
+    private readonly ConcurrentDictionary<string, Infrastructure> _infrastructure = new();
+
+    /// <summary>Always true (usable inside an exception filter).</summary>
+    private bool Forget(string clusterUuid) { _infrastructure.TryRemove(clusterUuid, out _); return true; }
+
+    private static string InfrastructureFingerprint(ClusterSpec spec) => string.Join('\n',
+        spec.ImageId, spec.ExternalNetworkId, spec.FixedNetwork, spec.FixedSubnet, spec.DnsNameserver, spec.Keypair, spec.Credential?.Id,
+        string.Join(',', spec.NodeGroups.Where(n => !n.Deleting).Select(n => $"{n.Name}:{n.Role}")),
+        string.Join(',', spec.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}={l.Value}")));
+
     /// <summary>One reconcile pass over one cluster (state that lives only for the pass).</summary>
     private sealed class ReconcilePass(OpenStackCloudProvider p, OpenStackClients c, ClusterSpec spec, CancellationToken ct)
     {
         public List<ConditionObservation> Conditions { get; } = [];
-        private readonly List<string> _waiting = [];
-        private readonly HashSet<string> _deletingGroups = [];
-        private readonly Dictionary<string, string> _fixedAddresses = [];
+        // Nodegroups are reconciled at the same time (their servers are requested together): what they note is shared.
+        private readonly ConcurrentDictionary<string, string> _waiting = new();
+        private readonly ConcurrentDictionary<string, bool> _deletingGroups = new();
+        private readonly ConcurrentDictionary<string, string> _fixedAddresses = new();
+        // User-data is rendered one server at a time (it decides which control-plane node initialises the cluster from
+        // what was rendered before); the servers' creation requests overlap.
+        private readonly SemaphoreSlim _rendering = new(1, 1);
         private string? _failure;
+        // Lookups of this pass (nodegroups share a flavor and the image): asked once.
+        private readonly Dictionary<string, Task<Image?>> _images = [];
+        private readonly Dictionary<string, Task<Flavor?>> _flavors = [];
         private string Tag => OpenStackCloudProvider.Tag(spec.ClusterUuid);
         private string M(string role) => Marker(spec.ClusterUuid, role);
 
+        /// <summary>Whether this pass trusted an earlier pass's findings (see <see cref="Infrastructure"/>).</summary>
+        public bool UsedMemory { get; private set; }
+
+        private Task<Image?> FindImageAsync(string idOrName) { lock (_images) return _images.TryGetValue(idOrName, out var t) ? t : _images[idOrName] = c.Image.FindImageAsync(idOrName, ct); }
+        private Task<Flavor?> FindFlavorAsync(string idOrName) { lock (_flavors) return _flavors.TryGetValue(idOrName, out var t) ? t : _flavors[idOrName] = c.Compute.FindFlavorAsync(idOrName, ct); }
+
         public async Task<ClusterObservation> RunAsync()
         {
-            // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
-            var image = await c.Image.FindImageAsync(spec.ImageId, ct);
-            if (image is null) return Failed($"glance: image {spec.ImageId} not found", Conditions);
-            Network? external = null;
-            if (spec.ExternalNetworkId is not null)
+            var fingerprint = InfrastructureFingerprint(spec);
+            Network? external;
+            string networkId, subnetId;
+            SecurityGroup masterSg, workerSg;
+            IReadOnlyDictionary<string, ServerGroup> serverGroups;
+            var routerAttached = Task.CompletedTask;
+            Infrastructure? found = null;
+            if (p._infrastructure.TryGetValue(spec.ClusterUuid, out var known) && known.Fingerprint == fingerprint && known.Until > p._time.GetUtcNow())
             {
-                external = await FindExternalNetworkAsync(c, spec.ExternalNetworkId, ct);
-                if (external is null) return Failed($"neutron: external network {spec.ExternalNetworkId} not found", Conditions);
+                UsedMemory = true;
+                (external, networkId, subnetId, masterSg, workerSg, serverGroups) = (known.External, known.NetworkId, known.SubnetId, known.Master, known.Worker, known.ServerGroups);
             }
+            else
+            {
+                // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
+                if (await FindImageAsync(spec.ImageId) is null) return Failed($"glance: image {spec.ImageId} not found", Conditions);
+                external = null;
+                if (spec.ExternalNetworkId is not null)
+                {
+                    external = await FindExternalNetworkAsync(c, spec.ExternalNetworkId, ct);
+                    if (external is null) return Failed($"neutron: external network {spec.ExternalNetworkId} not found", Conditions);
+                }
 
-            // 1. Network, security groups and server groups do not depend on each other: one pass creates them all.
-            var networkTask = EnsureNetworkAsync(external);
-            var secGroupsTask = EnsureSecurityGroupsAsync();
-            var serverGroupsTask = EnsureServerGroupsAsync();
-            await Task.WhenAll(networkTask, secGroupsTask, serverGroupsTask);
-            var (networkId, subnetId) = networkTask.Result;
-            var (masterSg, workerSg) = secGroupsTask.Result;
-            var serverGroups = serverGroupsTask.Result;
+                // 1. Network, security groups and server groups do not depend on each other: one pass creates them all.
+                var networkTask = EnsureNetworkAsync(external);
+                var secGroupsTask = EnsureSecurityGroupsAsync();
+                var serverGroupsTask = EnsureServerGroupsAsync();
+                await Task.WhenAll(networkTask, secGroupsTask, serverGroupsTask);
+                (networkId, subnetId, routerAttached) = networkTask.Result;
+                (masterSg, workerSg) = secGroupsTask.Result;
+                serverGroups = serverGroupsTask.Result;
+                found = new Infrastructure(fingerprint, p._time.GetUtcNow() + InfrastructureMemory, external, networkId, subnetId, masterSg, workerSg, serverGroups);
+            }
             Conditions.Add(Ready(ConditionTypes.NetworkReady));
             Conditions.Add(Ready(ConditionTypes.SecurityGroupsReady));
 
             // 2. Servers per nodegroup (they need network, security groups and server groups), and their floating IPs.
+            //    The router's interface is not needed to create servers: it is attached meanwhile.
             var servers = await c.Compute.ListServersByTagAsync(Tag, ct);
-            var ngObservations = new List<NodeGroupObservation>();
-            foreach (var ng in spec.NodeGroups)
-                ngObservations.Add(await ReconcileNodeGroupAsync(ng, servers, networkId, ng.Role == "master" ? masterSg : workerSg,
-                    serverGroups.GetValueOrDefault(ng.Name), external));
+            var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
+                ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external)))).ToList();
+            await routerAttached;
+            if (found is not null) p._infrastructure[spec.ClusterUuid] = found;
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
             var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
@@ -234,7 +301,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var allReady = Conditions.All(x => x.Status) && ngObservations.All(o => o.Ready || o.Gone) && apiAddress is not null;
             var waiting = Conditions.FirstOrDefault(x => !x.Status);
             return new ClusterObservation(allReady ? ProvisionPhase.Ready : ProvisionPhase.Progressing,
-                allReady ? null : $"{waiting?.Type ?? "Nodes"}: {waiting?.Message ?? string.Join(", ", _waiting)}", Conditions, apiAddress, ngObservations)
+                allReady ? null : $"{waiting?.Type ?? "Nodes"}: {waiting?.Message ?? string.Join(", ", spec.NodeGroups.Select(n => _waiting.GetValueOrDefault(n.Name)).OfType<string>())}", Conditions, apiAddress, ngObservations)
             {
                 RequeueAfter = allReady ? null : TimeSpan.FromSeconds(3),
             };
@@ -242,7 +309,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
         private static ConditionObservation Ready(string type) => new(type, true, "Ready");
 
-        private async Task<(string NetworkId, string SubnetId)> EnsureNetworkAsync(Network? external)
+        /// <summary>The network and subnet to put servers on, and the attachment of the subnet to the router (still under way).</summary>
+        private async Task<(string NetworkId, string SubnetId, Task RouterAttached)> EnsureNetworkAsync(Network? external)
         {
             if (spec.FixedNetwork is not null)
             {
@@ -253,8 +321,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 var fixedSubnet = spec.FixedSubnet is null ? subnets.FirstOrDefault()
                     : subnets.FirstOrDefault(s => s.Id == spec.FixedSubnet || s.Name == spec.FixedSubnet);
                 return (fixedNet.Id, fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
-                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null));
+                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null), Task.CompletedTask);
             }
+
+            // The router needs only the external network: it is made while the network and subnet are.
+            var routerTask = external is null ? null : EnsureRouterAsync(external);
 
             var network = (await c.Network.ListNetworksAsync($"description={Uri.EscapeDataString(M("network"))}", ct)).FirstOrDefault();
             if (network is null)
@@ -262,7 +333,10 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 network = await c.Network.CreateNetworkAsync($"{ResourceName(spec.ClusterName)}-net", M("network"), ct);
                 await c.Network.SetTagsAsync("networks", network.Id, [Tag], ct);
             }
-            var subnet = (await c.Network.ListSubnetsAsync($"description={Uri.EscapeDataString(M("subnet"))}", ct)).FirstOrDefault();
+            // A network without subnets (made just now, or a crash came between) has none to find.
+            var subnet = network.Subnets is { Count: 0 } ? null
+                : (await c.Network.ListSubnetsAsync($"description={Uri.EscapeDataString(M("subnet"))}", ct)).FirstOrDefault();
+            var fresh = subnet is null;
             if (subnet is null)
             {
                 var cidr = spec.Labels.GetValueOrDefault("fixed_subnet_cidr") ?? p._options.DefaultSubnetCidr;
@@ -270,25 +344,42 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 subnet = await c.Network.CreateSubnetAsync($"{ResourceName(spec.ClusterName)}-subnet", M("subnet"), network.Id, cidr, dns, ct);
                 await c.Network.SetTagsAsync("subnets", subnet.Id, [Tag], ct);
             }
-            if (external is not null)
-            {
-                var router = (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
-                if (router is null)
-                {
-                    router = await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
-                    await c.Network.SetTagsAsync("routers", router.Id, [Tag], ct);
-                }
-                var attached = (await c.Network.ListPortsAsync($"device_id={router.Id}&network_id={network.Id}", ct))
-                    .Any(port => port.FixedIps?.Any(ip => ip.SubnetId == subnet.Id) == true);
-                if (!attached) await c.Network.AddRouterInterfaceAsync(router.Id, subnet.Id, ct);
-            }
-            return (network.Id, subnet.Id);
+            return (network.Id, subnet.Id, routerTask is null ? Task.CompletedTask : AttachAsync(routerTask, network.Id, subnet.Id, fresh));
+        }
+
+        private async Task<(Router Router, bool Fresh)> EnsureRouterAsync(Network external)
+        {
+            var router = (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
+            if (router is not null) return (router, false);
+            router = await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
+            await c.Network.SetTagsAsync("routers", router.Id, [Tag], ct);
+            return (router, true);
+        }
+
+        private async Task AttachAsync(Task<(Router Router, bool Fresh)> routerTask, string networkId, string subnetId, bool freshSubnet)
+        {
+            var (router, freshRouter) = await routerTask;
+            // A router or subnet made in this pass cannot be attached yet: no need to look.
+            var attached = !freshRouter && !freshSubnet && (await c.Network.ListPortsAsync($"device_id={router.Id}&network_id={networkId}", ct))
+                .Any(port => port.FixedIps?.Any(ip => ip.SubnetId == subnetId) == true);
+            if (!attached) await c.Network.AddRouterInterfaceAsync(router.Id, subnetId, ct);
         }
 
         private async Task<(SecurityGroup Master, SecurityGroup Worker)> EnsureSecurityGroupsAsync()
         {
-            var master = await EnsureSecurityGroupAsync("secgroup-master");
-            var worker = await EnsureSecurityGroupAsync("secgroup-worker");
+            // Both groups in one list (Neutron takes a repeated filter as "any of"), found by the marker written at creation.
+            var existing = await c.Network.ListSecurityGroupsAsync(
+                $"description={Uri.EscapeDataString(M("secgroup-master"))}&description={Uri.EscapeDataString(M("secgroup-worker"))}", ct);
+            string[] roles = ["secgroup-master", "secgroup-worker"];
+            var missing = roles.Where(role => existing.All(g => g.Description != M(role))).ToList();
+            if (missing.Count > 0)
+            {
+                // Both in one request when both are missing (Neutron's bulk create), then tagged.
+                var made = await c.Network.CreateSecurityGroupsAsync(missing.Select(role => ($"{ResourceName(spec.ClusterName)}-{role}", M(role))).ToList(), ct);
+                await Task.WhenAll(made.Select(g => c.Network.SetTagsAsync("security-groups", g.Id, [Tag], ct)));
+                existing.AddRange(made);
+            }
+            var (master, worker) = (existing.First(g => g.Description == M(roles[0])), existing.First(g => g.Description == M(roles[1])));
             var apiCidrs = (spec.Labels.GetValueOrDefault("master_lb_allowed_cidrs") ?? "0.0.0.0/0")
                 .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // Node to node: everything between the cluster's own groups (covers Calico BGP/IPIP/VXLAN, Cilium VXLAN
@@ -297,27 +388,16 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             if (spec.Keypair is not null) common.Add(new RuleSpec("tcp", 22, 22, "0.0.0.0/0", null));
             var masterRules = common.Concat(apiCidrs.Select(cidr => new RuleSpec("tcp", ApiPort, ApiPort, cidr, null))).ToList();
             var workerRules = common.Concat([new RuleSpec("tcp", 30000, 32767, "0.0.0.0/0", null), new RuleSpec("udp", 30000, 32767, "0.0.0.0/0", null)]).ToList();
-            await Task.WhenAll(EnsureRulesAsync(master, masterRules), EnsureRulesAsync(worker, workerRules));
+            // The missing rules of each group in one request.
+            await Task.WhenAll(c.Network.CreateSecurityGroupRulesAsync(master.Id, MissingRules(master, masterRules), ct),
+                c.Network.CreateSecurityGroupRulesAsync(worker.Id, MissingRules(worker, workerRules), ct));
             return (master, worker);
         }
 
-        private async Task<SecurityGroup> EnsureSecurityGroupAsync(string role)
-        {
-            var group = (await c.Network.ListSecurityGroupsAsync($"description={Uri.EscapeDataString(M(role))}", ct)).FirstOrDefault();
-            if (group is not null) return group;
-            group = await c.Network.CreateSecurityGroupAsync($"{ResourceName(spec.ClusterName)}-{role}", M(role), ct);
-            await c.Network.SetTagsAsync("security-groups", group.Id, [Tag], ct);
-            return group;
-        }
+        private static List<RuleSpec> MissingRules(SecurityGroup group, IEnumerable<RuleSpec> rules)
+            => rules.Where(rule => group.SecurityGroupRules?.Any(rule.Matches) != true).ToList();
 
-        private async Task EnsureRulesAsync(SecurityGroup group, IEnumerable<RuleSpec> rules)
-        {
-            foreach (var rule in rules)
-                if (group.SecurityGroupRules?.Any(rule.Matches) != true)
-                    await c.Network.CreateSecurityGroupRuleAsync(group.Id, rule, ct);
-        }
-
-        private async Task<Dictionary<string, ServerGroup>> EnsureServerGroupsAsync()
+        private async Task<IReadOnlyDictionary<string, ServerGroup>> EnsureServerGroupsAsync()
         {
             var existing = await c.Compute.ListServerGroupsAsync(ct);
             var result = new Dictionary<string, ServerGroup>();
@@ -359,26 +439,37 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // Scale up: the lowest free indexes.
             if (serverGroup is not null && servers.Count < desired)
             {
-                var flavor = await c.Compute.FindFlavorAsync(ng.FlavorId, ct);
+                var flavor = await FindFlavorAsync(ng.FlavorId);
                 if (flavor is null)
                     return new NodeGroupObservation(ng.Name, [], false, false, $"nova: flavor {ng.FlavorId} of nodegroup {ng.Name} not found");
-                var image = ng.ImageId == spec.ImageId ? null : await c.Image.FindImageAsync(ng.ImageId, ct);
-                var imageId = image?.Id ?? (await c.Image.FindImageAsync(spec.ImageId, ct))!.Id;
+                var image = ng.ImageId == spec.ImageId ? null : await FindImageAsync(ng.ImageId);
+                var imageId = image?.Id ?? (await FindImageAsync(spec.ImageId))?.Id
+                    ?? throw new OpenStackApiException("glance", $"find image {spec.ImageId}", HttpStatusCode.NotFound, "no such image", null);
                 var used = servers.Concat(leaving).Select(s => ServerIndex(s.Name)).ToHashSet();
-                for (var i = 0; servers.Count < desired; i++)
+                var requested = new List<Task<Server>>();
+                for (var i = 0; servers.Count + requested.Count < desired; i++)
                 {
                     if (used.Contains(i)) continue;
                     var name = $"{ResourceName(spec.ClusterName)}-{ng.Name}-{i}";
+                    string userData;
+                    await _rendering.WaitAsync(ct);
+                    try { userData = await ng.UserData(name, ct); }
+                    finally { _rendering.Release(); }
+                    requested.Add(CreateServerAsync(name, userData));
+                }
+                servers.AddRange(await Task.WhenAll(requested));
+
+                async Task<Server> CreateServerAsync(string name, string userData)
+                {
                     var metadata = new Dictionary<string, string>
                     {
                         ["magnetar_cluster"] = spec.ClusterUuid, ["magnetar_nodegroup"] = ng.Name, ["magnetar_role"] = ng.Role,
                     };
-                    var userData = await ng.UserData(name, ct);
                     var created = await c.Compute.CreateServerAsync(name, imageId, flavor.Id, networkId, [securityGroup.Id],
                         spec.Keypair, Convert.ToBase64String(Encoding.UTF8.GetBytes(userData)), serverGroup.Id, metadata, [Tag],
                         BlockDevices(imageId), ct);
                     p._logger.LogInformation("Cluster {Uuid}: server {Name} ({Id}) requested for nodegroup {NodeGroup}", spec.ClusterUuid, name, created.Id, ng.Name);
-                    servers.Add(created);
+                    return created;
                 }
             }
 
@@ -399,11 +490,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // A nodegroup being deleted is never "ready": only "gone" ends it (else the pass that deletes its server
             // group would report the cluster complete and the nodegroup would never be observed gone).
             var ready = !ng.Deleting && servers.Count == desired && servers.All(s => s.Status == "ACTIVE" && s.FixedAddress is not null) && leaving.Count == 0;
-            if (ng.Deleting) _deletingGroups.Add(ng.Name);
+            if (ng.Deleting) _deletingGroups[ng.Name] = true;
             else if (!ready)
             {
                 var pending = servers.Where(s => s.Status != "ACTIVE").Select(s => $"{s.Name} {s.Status}").ToList();
-                _waiting.Add($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE"
+                _waiting[ng.Name] = ($"nodegroup {ng.Name}: {servers.Count(s => s.Status == "ACTIVE")}/{desired} servers ACTIVE"
                     + (pending.Count > 0 ? $" ({string.Join(", ", pending.Take(3))}{(pending.Count > 3 ? $" and {pending.Count - 3} more" : "")})" : "")
                     + (leaving.Count > 0 ? $", {leaving.Count} leaving" : ""));
             }
@@ -548,7 +639,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var pending = notReady.SelectMany(g => g.Nodes.Where(n => n.Status != "ACTIVE").Select(n => $"server {n.Name} {n.Status}")).ToList();
             return new ConditionObservation(type, false, "Waiting", pending.Count > 0
                 ? "waiting for " + string.Join(", ", pending)
-                : "waiting for " + string.Join(", ", notReady.Select(g => _deletingGroups.Contains(g.Name) ? $"nodegroup {g.Name} to be deleted" : $"nodes of {g.Name}")));
+                : "waiting for " + string.Join(", ", notReady.Select(g => _deletingGroups.ContainsKey(g.Name) ? $"nodegroup {g.Name} to be deleted" : $"nodes of {g.Name}")));
         }
     }
 
@@ -590,6 +681,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             }
             return new DeletionObservation(ProvisionPhase.Ready, null, []);
         }
+        Forget(cluster.Uuid);
         var c = ClusterClients(cluster.Credential);
         try
         {

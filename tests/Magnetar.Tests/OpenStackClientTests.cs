@@ -132,7 +132,7 @@ public sealed class OpenStackClientTests
             http => http.ConfigurePrimaryHttpMessageHandler(() => cloud));
         var provider = services.BuildServiceProvider().GetRequiredService<Magnetar.Cloud.ICloudProvider>();
         var refs = new Magnetar.Cloud.CloudReferences("fcos", ["m1.small"], null, null) { CallerToken = "caller-token" };
-        int Lookups() => cloud.Requests.Count(r => r.RequestUri!.AbsolutePath is "/image/v2/images" or "/compute/v2.1/flavors/m1.small");
+        int Lookups() => cloud.Requests.Count(r => r.RequestUri!.AbsolutePath is "/image/v2/images" or "/compute/v2.1/flavors/detail" or "/compute/v2.1/flavors/m1.small");
 
         Assert.Null(await provider.ValidateReferencesAsync(refs, "p1", default));
         Assert.Equal(2, Lookups());
