@@ -19,7 +19,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 //   CPU          user + system CPU seconds of the Magnetar process during the creates, per cluster
 //   API time     seconds Magnetar spent inside OpenStack API calls (its /metrics), per cluster: part of the overhead
 //   calls        OpenStack API requests Magnetar made (its /metrics, magnetar_openstack_requests_total), per cluster
-// usage: Magnetar.CreateBench --server <magnetar.dll> --env <all-in-one env file> [--counts 1,20] [--out file.md]
+// usage: Magnetar.CreateBench --server <magnetar.dll> --env <all-in-one env file> [--counts 1,20] [--out file.md] [--server-log file]
 
 const string SecondsKey = "(seconds)"; // in Scrape()'s result: total seconds spent in OpenStack calls
 var opts = new Dictionary<string, string>();
@@ -45,7 +45,9 @@ var psi = new ProcessStartInfo("dotnet", [serverDll, "serve", "--urls", url, "--
     "--Magnetar:Api:RateLimitPerSecond=0"])
 { RedirectStandardOutput = true, RedirectStandardError = true };
 using var server = Process.Start(psi)!;
-server.OutputDataReceived += (_, _) => { };
+// The server's log (warnings and errors: retried cloud errors, say) beside the results, for reading after a run.
+var serverLog = new StreamWriter(opts.GetValueOrDefault("server-log") ?? Path.Combine(dataDir, "server.log")) { AutoFlush = true };
+server.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (serverLog) serverLog.WriteLine(e.Data); };
 server.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("server: " + e.Data); };
 server.BeginOutputReadLine();
 server.BeginErrorReadLine();

@@ -188,14 +188,25 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
     /// <summary>
     /// What a pass found or made of a cluster's network, router, security groups (with their rules) and server groups,
     /// and the image it checked: later passes of the same process trust it instead of listing all of it again (issue
-    /// #15: a create polls several times while its servers build). It is a cache, never the truth: a process that
-    /// starts knows nothing and looks everything up (so a resource made just before a crash is adopted), an entry lasts
+    /// #15: a create polls several times while its servers build), each part from the moment it is done. It is a cache,
+    /// never the truth: a process that starts knows nothing and looks everything up (so a resource made just before a
+    /// crash is adopted), an entry lasts
     /// <see cref="InfrastructureMemory"/> at most, any change of what shapes those resources (labels, nodegroups,
     /// networks, keypair, image) misses it, and a pass that used it and met a cloud error forgets it and looks again
     /// before failing anything.
     /// </summary>
-    private sealed record Infrastructure(string Fingerprint, DateTimeOffset Until, Network? External, string NetworkId, string SubnetId,
-        SecurityGroup Master, SecurityGroup Worker, IReadOnlyDictionary<string, ServerGroup> ServerGroups);
+    private sealed class Infrastructure(string fingerprint, DateTimeOffset until)
+    {
+        public string Fingerprint { get; } = fingerprint;
+        public DateTimeOffset Until { get; } = until;
+        // Written as each part is found or made (one pass per cluster at a time: the conductor's lease).
+        public bool ReferencesChecked { get; set; }
+        public Network? External { get; set; }
+        public (string NetworkId, string SubnetId)? Network { get; set; }
+        public bool RouterAttached { get; set; }
+        public (SecurityGroup Master, SecurityGroup Worker)? SecurityGroups { get; set; }
+        public IReadOnlyDictionary<string, ServerGroup>? ServerGroups { get; set; }
+    }
 
     private static readonly TimeSpan InfrastructureMemory = TimeSpan.FromMinutes(10);
     private readonly ConcurrentDictionary<string, Infrastructure> _infrastructure = new();
@@ -234,39 +245,35 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
         public async Task<ClusterObservation> RunAsync()
         {
+            var now = p._time.GetUtcNow();
             var fingerprint = InfrastructureFingerprint(spec);
-            Network? external;
-            string networkId, subnetId;
-            SecurityGroup masterSg, workerSg;
-            IReadOnlyDictionary<string, ServerGroup> serverGroups;
-            var routerAttached = Task.CompletedTask;
-            Infrastructure? found = null;
-            if (p._infrastructure.TryGetValue(spec.ClusterUuid, out var known) && known.Fingerprint == fingerprint && known.Until > p._time.GetUtcNow())
+            var known = p._infrastructure.AddOrUpdate(spec.ClusterUuid, _ => new Infrastructure(fingerprint, now + InfrastructureMemory),
+                (_, old) => old.Fingerprint == fingerprint && old.Until > now ? old : new Infrastructure(fingerprint, now + InfrastructureMemory));
+            UsedMemory = known.ReferencesChecked;
+
+            // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
+            if (!known.ReferencesChecked)
             {
-                UsedMemory = true;
-                (external, networkId, subnetId, masterSg, workerSg, serverGroups) = (known.External, known.NetworkId, known.SubnetId, known.Master, known.Worker, known.ServerGroups);
-            }
-            else
-            {
-                // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
                 if (await FindImageAsync(spec.ImageId) is null) return Failed($"glance: image {spec.ImageId} not found", Conditions);
-                external = null;
                 if (spec.ExternalNetworkId is not null)
                 {
-                    external = await FindExternalNetworkAsync(c, spec.ExternalNetworkId, ct);
-                    if (external is null) return Failed($"neutron: external network {spec.ExternalNetworkId} not found", Conditions);
+                    known.External = await FindExternalNetworkAsync(c, spec.ExternalNetworkId, ct);
+                    if (known.External is null) return Failed($"neutron: external network {spec.ExternalNetworkId} not found", Conditions);
                 }
-
-                // 1. Network, security groups and server groups do not depend on each other: one pass creates them all.
-                var networkTask = EnsureNetworkAsync(external);
-                var secGroupsTask = EnsureSecurityGroupsAsync();
-                var serverGroupsTask = EnsureServerGroupsAsync();
-                await Task.WhenAll(networkTask, secGroupsTask, serverGroupsTask);
-                (networkId, subnetId, routerAttached) = networkTask.Result;
-                (masterSg, workerSg) = secGroupsTask.Result;
-                serverGroups = serverGroupsTask.Result;
-                found = new Infrastructure(fingerprint, p._time.GetUtcNow() + InfrastructureMemory, external, networkId, subnetId, masterSg, workerSg, serverGroups);
+                known.ReferencesChecked = true;
             }
+            var external = known.External;
+
+            // 1. Network, security groups and server groups do not depend on each other: one pass creates them all.
+            //    Each part is remembered as soon as it is done, so that a pass cut short (its time is bounded by the
+            //    conductor's lease: a loaded cloud answers slowly) leaves less to the next.
+            var networkTask = EnsureNetworkAsync(external, known);
+            var secGroupsTask = known.SecurityGroups is { } sgs ? Task.FromResult(sgs) : EnsureSecurityGroupsAsync(known);
+            var serverGroupsTask = known.ServerGroups is { } sgrs ? Task.FromResult(sgrs) : EnsureServerGroupsAsync(known);
+            await Task.WhenAll(networkTask, secGroupsTask, serverGroupsTask);
+            var (networkId, subnetId, routerAttached) = networkTask.Result;
+            var (masterSg, workerSg) = secGroupsTask.Result;
+            var serverGroups = serverGroupsTask.Result;
             Conditions.Add(Ready(ConditionTypes.NetworkReady));
             Conditions.Add(Ready(ConditionTypes.SecurityGroupsReady));
 
@@ -276,7 +283,6 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
                 ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external)))).ToList();
             await routerAttached;
-            if (found is not null) p._infrastructure[spec.ClusterUuid] = found;
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
             var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
@@ -310,8 +316,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         private static ConditionObservation Ready(string type) => new(type, true, "Ready");
 
         /// <summary>The network and subnet to put servers on, and the attachment of the subnet to the router (still under way).</summary>
-        private async Task<(string NetworkId, string SubnetId, Task RouterAttached)> EnsureNetworkAsync(Network? external)
+        private async Task<(string NetworkId, string SubnetId, Task RouterAttached)> EnsureNetworkAsync(Network? external, Infrastructure known)
         {
+            if (known.Network is { } net)
+                return (net.NetworkId, net.SubnetId, external is null || known.RouterAttached ? Task.CompletedTask
+                    : AttachAsync(EnsureRouterAsync(external), net.NetworkId, net.SubnetId, false, known));
             if (spec.FixedNetwork is not null)
             {
                 var fixedNet = (Guid.TryParse(spec.FixedNetwork, out _) ? await c.Network.GetNetworkAsync(spec.FixedNetwork, ct) : null)
@@ -320,8 +329,10 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 var subnets = await c.Network.ListSubnetsAsync($"network_id={fixedNet.Id}", ct);
                 var fixedSubnet = spec.FixedSubnet is null ? subnets.FirstOrDefault()
                     : subnets.FirstOrDefault(s => s.Id == spec.FixedSubnet || s.Name == spec.FixedSubnet);
-                return (fixedNet.Id, fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
-                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null), Task.CompletedTask);
+                var found = (fixedNet.Id, fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
+                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null));
+                known.Network = found;
+                return (found.Item1, found.Item2, Task.CompletedTask);
             }
 
             // The router needs only the external network: it is made while the network and subnet are.
@@ -344,7 +355,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 subnet = await c.Network.CreateSubnetAsync($"{ResourceName(spec.ClusterName)}-subnet", M("subnet"), network.Id, cidr, dns, ct);
                 await c.Network.SetTagsAsync("subnets", subnet.Id, [Tag], ct);
             }
-            return (network.Id, subnet.Id, routerTask is null ? Task.CompletedTask : AttachAsync(routerTask, network.Id, subnet.Id, fresh));
+            known.Network = (network.Id, subnet.Id);
+            return (network.Id, subnet.Id, routerTask is null ? Task.CompletedTask : AttachAsync(routerTask, network.Id, subnet.Id, fresh, known));
         }
 
         private async Task<(Router Router, bool Fresh)> EnsureRouterAsync(Network external)
@@ -356,16 +368,17 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             return (router, true);
         }
 
-        private async Task AttachAsync(Task<(Router Router, bool Fresh)> routerTask, string networkId, string subnetId, bool freshSubnet)
+        private async Task AttachAsync(Task<(Router Router, bool Fresh)> routerTask, string networkId, string subnetId, bool freshSubnet, Infrastructure known)
         {
             var (router, freshRouter) = await routerTask;
             // A router or subnet made in this pass cannot be attached yet: no need to look.
             var attached = !freshRouter && !freshSubnet && (await c.Network.ListPortsAsync($"device_id={router.Id}&network_id={networkId}", ct))
                 .Any(port => port.FixedIps?.Any(ip => ip.SubnetId == subnetId) == true);
             if (!attached) await c.Network.AddRouterInterfaceAsync(router.Id, subnetId, ct);
+            known.RouterAttached = true;
         }
 
-        private async Task<(SecurityGroup Master, SecurityGroup Worker)> EnsureSecurityGroupsAsync()
+        private async Task<(SecurityGroup Master, SecurityGroup Worker)> EnsureSecurityGroupsAsync(Infrastructure known)
         {
             // Both groups in one list (Neutron takes a repeated filter as "any of"), found by the marker written at creation.
             var existing = await c.Network.ListSecurityGroupsAsync(
@@ -391,13 +404,14 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // The missing rules of each group in one request.
             await Task.WhenAll(c.Network.CreateSecurityGroupRulesAsync(master.Id, MissingRules(master, masterRules), ct),
                 c.Network.CreateSecurityGroupRulesAsync(worker.Id, MissingRules(worker, workerRules), ct));
+            known.SecurityGroups = (master, worker);
             return (master, worker);
         }
 
         private static List<RuleSpec> MissingRules(SecurityGroup group, IEnumerable<RuleSpec> rules)
             => rules.Where(rule => group.SecurityGroupRules?.Any(rule.Matches) != true).ToList();
 
-        private async Task<IReadOnlyDictionary<string, ServerGroup>> EnsureServerGroupsAsync()
+        private async Task<IReadOnlyDictionary<string, ServerGroup>> EnsureServerGroupsAsync(Infrastructure known)
         {
             var existing = await c.Compute.ListServerGroupsAsync(ct);
             var result = new Dictionary<string, ServerGroup>();
@@ -415,6 +429,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 }
                 result[ng.Name] = group;
             }
+            known.ServerGroups = result;
             return result;
         }
 
