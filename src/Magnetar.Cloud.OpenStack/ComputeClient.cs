@@ -73,9 +73,8 @@ public sealed class ComputeClient(HttpClient http, KeystoneSession session, ILog
 
     public Task<bool> DeleteServerAsync(string id, CancellationToken ct) => DeleteAsync($"/servers/{Q(id)}", $"delete server {id}", ct, Microversion);
 
-    /// <summary>A flavor by id, else by name; null when neither exists.</summary>
     /// <summary>
-    /// A flavor by id or name, as the caller may use it. One list answers both (templates name flavors more often than
+    /// A flavor by id or name (null when neither exists), as the caller may use it. One list answers both (templates name flavors more often than
     /// not, and a show by a name costs a 404 first); only a value the list does not hold (beyond its first page, or a
     /// flavor hidden from lists) is asked for by id.
     /// </summary>

@@ -240,8 +240,13 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         /// <summary>Whether this pass trusted an earlier pass's findings (see <see cref="Infrastructure"/>).</summary>
         public bool UsedMemory { get; private set; }
 
-        private Task<Image?> FindImageAsync(string idOrName) { lock (_images) return _images.TryGetValue(idOrName, out var t) ? t : _images[idOrName] = c.Image.FindImageAsync(idOrName, ct); }
-        private Task<Flavor?> FindFlavorAsync(string idOrName) { lock (_flavors) return _flavors.TryGetValue(idOrName, out var t) ? t : _flavors[idOrName] = c.Compute.FindFlavorAsync(idOrName, ct); }
+        private Task<Image?> FindImageAsync(string idOrName) => Once(_images, idOrName, () => c.Image.FindImageAsync(idOrName, ct));
+        private Task<Flavor?> FindFlavorAsync(string idOrName) => Once(_flavors, idOrName, () => c.Compute.FindFlavorAsync(idOrName, ct));
+
+        private static Task<T> Once<T>(Dictionary<string, Task<T>> asked, string key, Func<Task<T>> ask)
+        {
+            lock (asked) return asked.TryGetValue(key, out var t) ? t : asked[key] = ask();
+        }
 
         public async Task<ClusterObservation> RunAsync()
         {
@@ -274,7 +279,6 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var (networkId, subnetId, routerAttached) = networkTask.Result;
             var (masterSg, workerSg) = secGroupsTask.Result;
             var serverGroups = serverGroupsTask.Result;
-            Conditions.Add(Ready(ConditionTypes.NetworkReady));
             Conditions.Add(Ready(ConditionTypes.SecurityGroupsReady));
 
             // 2. Servers per nodegroup (they need network, security groups and server groups), and their floating IPs.
@@ -283,6 +287,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
                 ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external)))).ToList();
             await routerAttached;
+            Conditions.Insert(0, Ready(ConditionTypes.NetworkReady)); // only once the subnet is on its router too
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
             var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
@@ -329,10 +334,10 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 var subnets = await c.Network.ListSubnetsAsync($"network_id={fixedNet.Id}", ct);
                 var fixedSubnet = spec.FixedSubnet is null ? subnets.FirstOrDefault()
                     : subnets.FirstOrDefault(s => s.Id == spec.FixedSubnet || s.Name == spec.FixedSubnet);
-                var found = (fixedNet.Id, fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
-                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null));
-                known.Network = found;
-                return (found.Item1, found.Item2, Task.CompletedTask);
+                var subnetId = fixedSubnet?.Id ?? throw new OpenStackApiException("neutron", $"find a subnet of network {spec.FixedNetwork}",
+                    HttpStatusCode.NotFound, spec.FixedSubnet is null ? "the network has no subnet" : $"no subnet {spec.FixedSubnet} on it", null);
+                known.Network = (fixedNet.Id, subnetId);
+                return (fixedNet.Id, subnetId, Task.CompletedTask);
             }
 
             // The router needs only the external network: it is made while the network and subnet are.
