@@ -57,10 +57,11 @@ public sealed class ApiContext(MagnetarDbContext db, ApiOptions options, TimePro
     }
 
     /// <summary>Refuses references to images, flavors, networks or keypairs the cloud does not have (Magnum's validate_os_resources).</summary>
-    public async Task ValidateCloudReferencesAsync(string? image, IEnumerable<string?> flavors, string? externalNetwork, string? keypair, string projectId, CancellationToken ct)
+    public async Task ValidateCloudReferencesAsync(string? image, IEnumerable<string?> flavors, string? externalNetwork, string? keypair, string projectId, CancellationToken ct,
+        string? forCluster = null)
     {
         var error = await cloud.ValidateReferencesAsync(new Magnetar.Cloud.CloudReferences(image,
-            flavors.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!).Distinct().ToList(), externalNetwork, keypair) { CallerToken = CallerToken }, projectId, ct);
+            flavors.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!).Distinct().ToList(), externalNetwork, keypair) { CallerToken = CallerToken, ForCluster = forCluster }, projectId, ct);
         if (error is not null) throw new MagnumError(error.StatusCode, error.Message);
     }
 

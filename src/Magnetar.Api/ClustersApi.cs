@@ -141,8 +141,9 @@ public static class ClustersApi
         // Flavors neither the request nor the template name are the default the cluster gets, shown as such.
         var flavor = S("flavor_id") ?? template.FlavorId ?? ClusterDefaults.Flavor;
         var masterFlavor = S("master_flavor_id") ?? template.MasterFlavorId ?? ClusterDefaults.Flavor;
+        var uuid = Guid.NewGuid().ToString();
         await ctx.ValidateCloudReferencesAsync(string.IsNullOrEmpty(template.ImageId) ? null : template.ImageId, [flavor, masterFlavor],
-            template.ExternalNetworkId, S("keypair") ?? template.KeypairId, caller.ProjectId, ct);
+            template.ExternalNetworkId, S("keypair") ?? template.KeypairId, caller.ProjectId, ct, forCluster: uuid);
 
         var name = S("name") ?? ResourceNames.Generate("cluster");
         if (await NameInUseAsync(ctx, caller.ProjectId, name, ct))
@@ -151,7 +152,7 @@ public static class ClustersApi
         var now = ctx.Now;
         var cluster = new Cluster
         {
-            Uuid = Guid.NewGuid().ToString(),
+            Uuid = uuid,
             Name = name,
             ProjectId = caller.ProjectId,
             UserId = caller.UserId,

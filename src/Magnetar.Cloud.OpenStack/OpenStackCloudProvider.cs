@@ -85,43 +85,76 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
     /// <summary>
     /// Checks in flight, by project, caller and references: creates that arrive together (a burst from one template)
-    /// wait for one check rather than each asking the cloud (issue #15). Nothing is remembered once a check is done: an
+    /// wait for one check rather than each asking the cloud (issue #15). No check is answered from an earlier one: an
     /// image or flavor deleted since is found missing by the next create, as Magnum finds it.
     /// </summary>
-    private readonly ConcurrentDictionary<string, Lazy<Task<CloudReferenceError?>>> _checking = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<ReferenceCheck>>> _checking = new();
+
+    /// <summary>What a check found: the error to answer with, or the image, flavors (by the name asked) and external network.</summary>
+    private sealed record ReferenceCheck(CloudReferenceError? Error, Image? Image = null, IReadOnlyDictionary<string, Flavor>? Flavors = null, Network? External = null)
+    {
+        public CloudReferences? References { get; init; }
+        public DateTimeOffset At { get; init; }
+    }
+
+    /// <summary>
+    /// What the check of a create found, by the cluster's uuid, for its first pass: it would otherwise ask the same
+    /// questions again a second later (issue #15). Taken once, within <see cref="CheckedMemory"/>, and only for the
+    /// same references; a cloud error in the pass that used it makes the next pass look everything up.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, ReferenceCheck> _checked = new();
+    private static readonly TimeSpan CheckedMemory = TimeSpan.FromMinutes(2);
 
     public async Task<CloudReferenceError?> ValidateReferencesAsync(CloudReferences r, string projectId, CancellationToken ct)
     {
         var caller = r.CallerToken is null ? "service" : Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(r.CallerToken)));
         var key = string.Join('\n', projectId, caller, r.ImageId, string.Join(',', r.FlavorIds), r.ExternalNetworkId, r.Keypair);
-        var check = _checking.GetOrAdd(key, _ => new Lazy<Task<CloudReferenceError?>>(() => CheckReferencesAsync(r, CancellationToken.None)));
-        try { return await check.Value.WaitAsync(ct); }
-        finally { _checking.TryRemove(new KeyValuePair<string, Lazy<Task<CloudReferenceError?>>>(key, check)); }
+        var check = _checking.GetOrAdd(key, _ => new Lazy<Task<ReferenceCheck>>(() => CheckReferencesAsync(r, CancellationToken.None)));
+        ReferenceCheck result;
+        try { result = await check.Value.WaitAsync(ct); }
+        finally { _checking.TryRemove(new KeyValuePair<string, Lazy<Task<ReferenceCheck>>>(key, check)); }
+        if (result.Error is null && r.ForCluster is not null)
+        {
+            var now = _time.GetUtcNow();
+            foreach (var old in _checked.Where(e => e.Value.At + CheckedMemory < now)) _checked.TryRemove(old);
+            _checked[r.ForCluster] = result with { References = r, At = now };
+        }
+        return result.Error;
     }
 
-    private async Task<CloudReferenceError?> CheckReferencesAsync(CloudReferences r, CancellationToken ct)
+    /// <summary>What the create's check found for this cluster, if it checked what the pass needs (see <see cref="_checked"/>).</summary>
+    private ReferenceCheck? TakeChecked(ClusterSpec spec)
+        => _checked.TryRemove(spec.ClusterUuid, out var found) && found.At + CheckedMemory > _time.GetUtcNow()
+           && found.References!.ImageId == spec.ImageId && found.Image is not null
+           && found.References.ExternalNetworkId == spec.ExternalNetworkId && (spec.ExternalNetworkId is null || found.External is not null)
+            ? found : null;
+
+    private async Task<ReferenceCheck> CheckReferencesAsync(CloudReferences r, CancellationToken ct)
     {
         var c = r.CallerToken is null ? ServiceClients() : NewClients(new OpenStackCredential.Token(r.CallerToken));
         try
         {
             // Magnum's attr_validator messages and codes (ImageNotFound and FlavorNotFound are 400s, KeyPairNotFound a 404).
+            Image? image = null;
             if (r.ImageId is not null)
             {
-                var image = await c.Image.FindImageAsync(r.ImageId, ct);
-                if (image is null) return new(400, $"Image {r.ImageId} could not be found.");
-                if (string.IsNullOrEmpty(image.OsDistro)) return new(400, $"Image {r.ImageId} doesn't contain os_distro field.");
+                image = await c.Image.FindImageAsync(r.ImageId, ct);
+                if (image is null) return new(new(400, $"Image {r.ImageId} could not be found."));
+                if (string.IsNullOrEmpty(image.OsDistro)) return new(new(400, $"Image {r.ImageId} doesn't contain os_distro field."));
             }
+            var flavors = new Dictionary<string, Flavor>();
             foreach (var f in r.FlavorIds)
-                if (await c.Compute.FindFlavorAsync(f, ct) is null) return new(400, $"Unable to find flavor {f}.");
-            if (r.ExternalNetworkId is not null && await FindExternalNetworkAsync(c, r.ExternalNetworkId, ct) is null)
-                return new(400, $"Unable to find external network {r.ExternalNetworkId}.");
+                if ((flavors[f] = (await c.Compute.FindFlavorAsync(f, ct))!) is null) return new(new(400, $"Unable to find flavor {f}."));
+            Network? external = null;
+            if (r.ExternalNetworkId is not null && (external = await FindExternalNetworkAsync(c, r.ExternalNetworkId, ct)) is null)
+                return new(new(400, $"Unable to find external network {r.ExternalNetworkId}."));
             if (r.Keypair is not null && !await c.Compute.KeypairExistsAsync(r.Keypair, ct))
-                return new(404, $"Unable to find keypair {r.Keypair}.");
-            return null;
+                return new(new(404, $"Unable to find keypair {r.Keypair}."));
+            return new(null, image, flavors, external);
         }
         catch (Exception e) when (e is OpenStackApiException or OpenStackUnavailableException)
         {
-            return new(503, $"Could not check the cloud references: {e.Message}");
+            return new(new(503, $"Could not check the cloud references: {e.Message}"));
         }
     }
 
@@ -256,7 +289,16 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 (_, old) => old.Fingerprint == fingerprint && old.Until > now ? old : new Infrastructure(fingerprint, now + InfrastructureMemory));
             UsedMemory = known.ReferencesChecked;
 
-            // 0. What the template refers to must exist (the cloud may have changed since the template was accepted).
+            // 0. What the template refers to must exist (the cloud may have changed since the template was accepted):
+            //    the create's own check a moment ago says so, or this pass asks.
+            if (!known.ReferencesChecked && p.TakeChecked(spec) is { } found)
+            {
+                _images[spec.ImageId] = Task.FromResult(found.Image);
+                foreach (var (name, flavor) in found.Flavors!) _flavors[name] = Task.FromResult<Flavor?>(flavor);
+                known.External = found.External;
+                known.ReferencesChecked = true;
+                UsedMemory = true;
+            }
             if (!known.ReferencesChecked)
             {
                 if (await FindImageAsync(spec.ImageId) is null) return Failed($"glance: image {spec.ImageId} not found", Conditions);
@@ -283,7 +325,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
             // 2. Servers per nodegroup (they need network, security groups and server groups), and their floating IPs.
             //    The router's interface is not needed to create servers: it is attached meanwhile.
-            var servers = await c.Compute.ListServersByTagAsync(Tag, ct);
+            var servers = spec.FirstPass ? [] : await c.Compute.ListServersByTagAsync(Tag, ct);
             var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
                 ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external)))).ToList();
             await routerAttached;
@@ -291,7 +333,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
             var workers = spec.NodeGroups.Where(n => n.Role != "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
-            if (spec.FloatingIpEnabled && external is not null)
+            if (spec.FloatingIpEnabled && external is not null && !spec.FirstPass)
                 await ReleaseOrphanedFloatingIpsAsync(servers.Select(s => s.Name).Concat(ngObservations.SelectMany(o => o.Nodes).Select(n => n.Name)));
 
             // 3. The API load balancer, its members (the control plane's addresses) and its floating IP.
@@ -343,7 +385,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             // The router needs only the external network: it is made while the network and subnet are.
             var routerTask = external is null ? null : EnsureRouterAsync(external);
 
-            var network = (await c.Network.ListNetworksAsync($"description={Uri.EscapeDataString(M("network"))}", ct)).FirstOrDefault();
+            // (A first pass has nothing to find: see ClusterSpec.FirstPass.)
+            var network = spec.FirstPass ? null : (await c.Network.ListNetworksAsync($"description={Uri.EscapeDataString(M("network"))}", ct)).FirstOrDefault();
             if (network is null)
             {
                 network = await c.Network.CreateNetworkAsync($"{ResourceName(spec.ClusterName)}-net", M("network"), ct);
@@ -366,7 +409,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
         private async Task<(Router Router, bool Fresh)> EnsureRouterAsync(Network external)
         {
-            var router = (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
+            var router = spec.FirstPass ? null : (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
             if (router is not null) return (router, false);
             router = await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
             await c.Network.SetTagsAsync("routers", router.Id, [Tag], ct);
@@ -386,7 +429,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         private async Task<(SecurityGroup Master, SecurityGroup Worker)> EnsureSecurityGroupsAsync(Infrastructure known)
         {
             // Both groups in one list (Neutron takes a repeated filter as "any of"), found by the marker written at creation.
-            var existing = await c.Network.ListSecurityGroupsAsync(
+            var existing = spec.FirstPass ? [] : await c.Network.ListSecurityGroupsAsync(
                 $"description={Uri.EscapeDataString(M("secgroup-master"))}&description={Uri.EscapeDataString(M("secgroup-worker"))}", ct);
             string[] roles = ["secgroup-master", "secgroup-worker"];
             var missing = roles.Where(role => existing.All(g => g.Description != M(role))).ToList();
@@ -418,7 +461,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
         private async Task<IReadOnlyDictionary<string, ServerGroup>> EnsureServerGroupsAsync(Infrastructure known)
         {
-            var existing = await c.Compute.ListServerGroupsAsync(ct);
+            var existing = spec.FirstPass ? [] : await c.Compute.ListServerGroupsAsync(ct);
             var result = new Dictionary<string, ServerGroup>();
             foreach (var ng in spec.NodeGroups.Where(n => !n.Deleting))
             {
@@ -583,7 +626,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         private async Task<string?> ReconcileLoadBalancerAsync(string subnetId, List<NodeGroupObservation> masters, Network? external)
         {
             var name = LoadBalancerName(spec.ClusterUuid);
-            var lb = (await c.LoadBalancer.ListLoadBalancersAsync($"name={Uri.EscapeDataString(name)}", ct)).FirstOrDefault();
+            var lb = spec.FirstPass ? null : (await c.LoadBalancer.ListLoadBalancersAsync($"name={Uri.EscapeDataString(name)}", ct)).FirstOrDefault();
             if (lb is null)
             {
                 lb = await c.LoadBalancer.CreateLoadBalancerAsync(name, M("api-lb"), subnetId, [Tag], ct);

@@ -18,7 +18,15 @@ public sealed record ClusterSpec(
     IReadOnlyDictionary<string, string> Labels,
     IReadOnlyList<NodeGroupSpec> NodeGroups,
     CloudCredential? Credential = null,
-    string? DnsNameserver = null);
+    string? DnsNameserver = null)
+{
+    /// <summary>
+    /// No earlier pass, in any process, reached the cloud for this cluster (the conductor saves a mark before the first
+    /// does): nothing of it can exist yet, so a provider need not look before it creates. A pass that is not the first
+    /// must look, whatever it remembers.
+    /// </summary>
+    public bool FirstPass { get; init; }
+}
 
 /// <summary>
 /// A cluster's own cloud credential (OpenStack: a restricted Keystone application credential of the user who created
@@ -125,6 +133,8 @@ public sealed record CloudReferences(string? ImageId, IReadOnlyList<string> Flav
 {
     /// <summary>The caller's token: references are checked with the caller's own rights (keypairs are per user).</summary>
     public string? CallerToken { get; init; }
+    /// <summary>The cluster about to be created with these references: its first pass may use what the check found.</summary>
+    public string? ForCluster { get; init; }
 }
 
 /// <summary>A reference the cloud does not know, with the HTTP status and message Magnum answers with.</summary>

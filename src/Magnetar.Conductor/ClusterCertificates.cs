@@ -27,17 +27,20 @@ public sealed class ClusterCertificates(ISecretProtector protector, TimeProvider
     private static string Purpose(string clusterUuid, string type) => type is CaType or NextCaType ? Purpose(clusterUuid) : $"cluster-secret:{type}:{clusterUuid}";
     public static readonly TimeSpan ClientCertificateValidity = TimeSpan.FromDays(365);
 
-    public async Task EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true)
+    public async Task<bool> EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true)
     {
         var existing = await db.CertificateAuthorities.Where(c => c.ClusterUuid == cluster.Uuid).Select(c => c.CaType).ToListAsync(ct);
         existing.AddRange(db.ChangeTracker.Entries<ClusterCertificateAuthority>()
             .Where(e => e.Entity.ClusterUuid == cluster.Uuid && e.State == EntityState.Added).Select(e => e.Entity.CaType));
+        var madeNodeSecrets = false;
         foreach (var type in nodeSecrets ? [CaType, EtcdCaType, FrontProxyCaType, ServiceAccountType, BootstrapTokenType] : new[] { CaType })
         {
             if (existing.Contains(type)) continue;
             db.CertificateAuthorities.Add(NewSecret(cluster, type));
+            madeNodeSecrets |= type != CaType;
             logger.LogInformation("Created {Type} for cluster {Cluster} ({Uuid})", type, cluster.Name, cluster.Uuid);
         }
+        return madeNodeSecrets;
     }
 
     public async Task<string> GetCaPemAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct)

@@ -91,8 +91,11 @@ public sealed class ClusterReconciler(
         var completeStatus = cluster.Operation == ClusterOperations.Create ? ClusterStatus.CreateComplete : ClusterStatus.UpdateComplete;
 
         // Certificates first: nodes need the CA before they can join, and the API serves it as soon as it exists.
-        await certificates.EnsureCaAsync(db, cluster, ct);
+        // The pass that makes the node secrets saves them before it reaches the cloud: so a pass that finds none made is
+        // the first to provision the cluster, in any process, and the cloud has nothing of it to look for (issue #15).
+        var firstPass = await certificates.EnsureCaAsync(db, cluster, ct) && cluster.Operation == ClusterOperations.Create;
         SetCondition(db, cluster, new ConditionObservation(ConditionTypes.CertificatesReady, true, "Ready"), now);
+        if (firstPass) await db.SaveChangesAsync(ct);
 
         var version = Labels.KubernetesVersion(cluster.Labels, options.DefaultKubernetesVersion);
         string VersionOf(NodeGroup n) => NodeReplacer.DesiredVersion(cluster, n, options.DefaultKubernetesVersion);
@@ -115,7 +118,7 @@ public sealed class ClusterReconciler(
                 { Replace = plans[n.Name].Replace, Retiring = plans[n.Name].Retiring })
                 .ToList(),
             await LoadCredentialAsync(db, cluster.Uuid, ct),
-            template.DnsNameserver);
+            template.DnsNameserver) { FirstPass = firstPass };
 
         var obs = await cloud.ReconcileAsync(spec, ct);
         now = time.GetUtcNow();

@@ -9,9 +9,10 @@ public interface IClusterCertificates
     /// <summary>
     /// Creates the cluster CA if it does not exist yet (idempotent), and with <paramref name="nodeSecrets"/> the etcd and
     /// front-proxy CAs, service-account key and kubeadm token too (the conductor's job: three more RSA keys do not belong
-    /// in the create request's latency). Changes are saved by the caller.
+    /// in the create request's latency). Changes are saved by the caller. True when node secrets were made now (none
+    /// existed: they are made together, by the first pass that provisions the cluster).
     /// </summary>
-    Task EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true);
+    Task<bool> EnsureCaAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct, bool nodeSecrets = true);
     /// <summary>The CA certificate (PEM), creating the CA first if the conductor has not done so yet.</summary>
     Task<string> GetCaPemAsync(MagnetarDbContext db, Cluster cluster, CancellationToken ct);
     /// <summary>Signs a client CSR with the cluster CA. The subject is chosen by the caller (policy), never taken from the CSR.</summary>
