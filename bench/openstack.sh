@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 env_file=${MAGNETAR_OPENSTACK_ENV:-.work/openstack/env}
 deploy/openstack-aio.sh status >/dev/null || { echo "bench/openstack.sh: the all-in-one is not running (deploy/openstack-aio.sh start)" >&2; exit 1; }
-dotnet build -c Release src/Magnetar.Server -o .work/bench-server >/dev/null
+# Published as it ships (ReadyToRun, as scripts/package-deb and bench/run.sh do).
+dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true src/Magnetar.Server -o .work/bench-server >/dev/null
 dotnet build -c Release bench/Magnetar.CreateBench -o .work/createbench-tool >/dev/null
 dotnet .work/createbench-tool/Magnetar.CreateBench.dll --server .work/bench-server/magnetar.dll --env "$env_file" --out bench/results-openstack.md \
   --server-log .work/createbench-server.log "$@"

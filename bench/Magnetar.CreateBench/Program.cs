@@ -19,6 +19,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 //   CPU          user + system CPU seconds of the Magnetar process during the creates, per cluster
 //   API time     seconds Magnetar spent inside OpenStack API calls (its /metrics), per cluster: part of the overhead
 //   calls        OpenStack API requests Magnetar made (its /metrics, magnetar_openstack_requests_total), per cluster
+// The first row is one cluster right after the server started (its first create: code paths run for the first time);
+// the rows asked for follow, once the server's RSA key pool is full (it starts filling 10 s after start).
 // usage: Magnetar.CreateBench --server <magnetar.dll> --env <all-in-one env file> [--counts 1,20] [--out file.md] [--server-log file]
 
 const string SecondsKey = "(seconds)"; // in Scrape()'s result: total seconds spent in OpenStack calls
@@ -84,8 +86,13 @@ try
     Line("");
     Line("| clusters at once | POST p50 (s) | wall p50 / max (s) | cloud build p50 (s) | overhead p50 / max (s) | time in OpenStack API calls per cluster (s) | Magnetar CPU per cluster (s) | all-in-one CPU per cluster (s) | OpenStack calls per cluster (create) | per cluster (delete) | delete wall max (s) |");
     Line("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    foreach (var n in counts)
+    var notes = new List<string>();
+    var runs = counts.Select(n => (n, Label: n.ToString(CultureInfo.InvariantCulture))).Prepend((n: 1, Label: "1, first after start")).ToList();
+    foreach (var (n, label) in runs)
     {
+        if (label != runs[0].Label)
+            for (var wait = Stopwatch.StartNew(); !Regex.IsMatch(await http.GetStringAsync("/metrics"), @"^magnetar_pki_key_pool_missing(\{[^}]*\})? 0$", RegexOptions.Multiline); await Task.Delay(500))
+                if (wait.Elapsed > TimeSpan.FromMinutes(3)) throw new TimeoutException("the server's RSA key pool did not fill within 3 minutes");
         var before = await Scrape();
         var cpuBefore = CpuSeconds(server);
         var machineBefore = MachineBusySeconds() - Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
@@ -129,11 +136,13 @@ try
         }));
         var deleteWall = del.Elapsed.TotalSeconds;
         var afterDelete = await Scrape();
-        Line($"| {n} | {P50(created.Select(c => c.Post)):F2} | {P50(created.Select(c => c.Wall)):F1} / {created.Max(c => c.Wall):F1} | {P50(build):F1} " +
+        Line($"| {label} | {P50(created.Select(c => c.Post)):F2} | {P50(created.Select(c => c.Wall)):F1} / {created.Max(c => c.Wall):F1} | {P50(build):F1} " +
              $"| {P50(overhead):F1} / {overhead.Max():F1} | {(afterCreate.GetValueOrDefault(SecondsKey) - before.GetValueOrDefault(SecondsKey)) / n:F1} | {cpuCreate:F2} | {cloudCpu:F2} " +
              $"| {Calls(before, afterCreate, n)} | {Calls(afterCreate, afterDelete, n)} | {deleteWall:F1} |");
+        notes.Add($"- {label} at once: one OpenStack call took on average {MeanCallTimes(before, afterCreate)} during the creates");
     }
     Line("");
+    foreach (var note in notes) Line(note);
     Line($"- Magnetar RSS at the end: {Rss(server) / 1024.0 / 1024:F0} MiB");
     (await http.DeleteAsync($"/v1/clustertemplates/{template["uuid"]}")).EnsureSuccessStatusCode();
 }
@@ -164,14 +173,26 @@ async Task<Dictionary<string, double>> Scrape()
         var service = Regex.Match(m.Groups[1].Value, "service=\"([^\"]+)\"").Groups[1].Value;
         totals[service] = totals.GetValueOrDefault(service) + double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
     }
-    foreach (Match m in Regex.Matches(text, @"^magnetar_openstack_request_duration_seconds_sum\{[^}]*\} ([0-9.e+]+)", RegexOptions.Multiline))
-        totals[SecondsKey] = totals.GetValueOrDefault(SecondsKey) + double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+    foreach (Match m in Regex.Matches(text, @"^magnetar_openstack_request_duration_seconds_(sum|count)\{([^}]*)\} ([0-9.e+]+)", RegexOptions.Multiline))
+    {
+        var value = double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture);
+        var service = Regex.Match(m.Groups[2].Value, "service=\"([^\"]+)\"").Groups[1].Value;
+        var key = $"({m.Groups[1].Value}) {service}";
+        totals[key] = totals.GetValueOrDefault(key) + value;
+        if (m.Groups[1].Value == "sum") totals[SecondsKey] = totals.GetValueOrDefault(SecondsKey) + value;
+    }
     return totals;
 }
 
+// Mean time of one OpenStack call during the run, by service: where the cloud itself is slow.
+static string MeanCallTimes(Dictionary<string, double> a, Dictionary<string, double> b)
+    => string.Join(", ", b.Keys.Where(k => k.StartsWith("(count) ")).Select(k => k["(count) ".Length..])
+        .Select(s => (s, n: b[$"(count) {s}"] - a.GetValueOrDefault($"(count) {s}"), t: b.GetValueOrDefault($"(sum) {s}") - a.GetValueOrDefault($"(sum) {s}")))
+        .Where(x => x.n > 0).OrderByDescending(x => x.t / x.n).Select(x => $"{x.s} {x.t / x.n:F2} s"));
+
 static string Calls(Dictionary<string, double> a, Dictionary<string, double> b, int n)
 {
-    var per = b.Keys.Where(k => k != SecondsKey).Select(k => (k, v: (b[k] - a.GetValueOrDefault(k)) / n)).Where(x => x.v > 0).OrderByDescending(x => x.v).ToList();
+    var per = b.Keys.Where(k => k != SecondsKey && !k.StartsWith('(')).Select(k => (k, v: (b[k] - a.GetValueOrDefault(k)) / n)).Where(x => x.v > 0).OrderByDescending(x => x.v).ToList();
     return $"{per.Sum(x => x.v):F0} ({string.Join(", ", per.Select(x => $"{x.k} {x.v:F0}"))})";
 }
 

@@ -264,6 +264,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         // what was rendered before); the servers' creation requests overlap.
         private readonly SemaphoreSlim _rendering = new(1, 1);
         private string? _failure;
+        // How long ago the most recently requested server still building was asked for (null: none is building).
+        private TimeSpan? _newestBuild;
         // Lookups of this pass (nodegroups share a flavor and the image): asked once.
         private readonly Dictionary<string, Task<Image?>> _images = [];
         private readonly Dictionary<string, Task<Flavor?>> _flavors = [];
@@ -356,8 +358,18 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             return new ClusterObservation(allReady ? ProvisionPhase.Ready : ProvisionPhase.Progressing,
                 allReady ? null : $"{waiting?.Type ?? "Nodes"}: {waiting?.Message ?? string.Join(", ", spec.NodeGroups.Select(n => _waiting.GetValueOrDefault(n.Name)).OfType<string>())}", Conditions, apiAddress, ngObservations)
             {
-                RequeueAfter = allReady ? null : TimeSpan.FromSeconds(3),
+                RequeueAfter = allReady ? null : PollAfter(),
             };
+        }
+
+        /// <summary>
+        /// When to look again: soon after servers were asked for (the smallest build in seconds: a second of Magnetar's
+        /// poll is then a large part of the create), then less often — a third of their age, between 1 and 3 s, so a
+        /// burst of slow builds on a loaded cloud is not polled harder than before (issue #15).
+        /// </summary>
+        private TimeSpan PollAfter()
+        {
+            lock (_waiting) return _newestBuild is { } age ? TimeSpan.FromSeconds(Math.Clamp(age.TotalSeconds / 3, 1, 3)) : TimeSpan.FromSeconds(3);
         }
 
         private static ConditionObservation Ready(string type) => new(type, true, "Ready");
@@ -542,6 +554,9 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 foreach (var s in servers.Where(s => s.Status == "ACTIVE" && s.FixedAddress is not null))
                     floating[s.Id] = await EnsureServerFloatingIpAsync(s, external);
 
+            var now = p._time.GetUtcNow();
+            foreach (var s in servers.Where(s => s.Status == "BUILD"))
+                lock (_waiting) _newestBuild = _newestBuild is { } b && b < now - (s.Created ?? now) ? b : now - (s.Created ?? now);
             var errored = servers.FirstOrDefault(s => s.Status == "ERROR" && !ng.Retiring.Contains(s.Name));
             // Nova's list leaves out the fault of servers that never left the scheduler (cell0): ask for the server itself.
             if (errored is { Fault: null } && await c.Compute.FindServerAsync(errored.Id, ct) is { Fault: not null } detailed) errored = detailed;

@@ -19,6 +19,9 @@ public static class ConductorMetrics
         "{cluster}", "Clusters whose health was UNKNOWN in the last sweep (API server unreachable, cloud not answering)");
     private static readonly ObservableGauge<int> UnhealthyNodes = Meter.CreateObservableGauge("magnetar.nodes.unhealthy", () => Volatile.Read(ref _unhealthyNodes),
         "{node}", "Nodes the health monitor found unhealthy in its last sweep");
+    private static readonly ObservableGauge<int> KeyPoolMissing = Meter.CreateObservableGauge("magnetar.pki.key_pool.missing",
+        () => Math.Max(0, Magnetar.Bootstrap.Pki.RsaKeyPool.Shared.Target - Magnetar.Bootstrap.Pki.RsaKeyPool.Shared.Available), "{key}",
+        "RSA keys the pool lacks of its target (Magnetar:Pki:KeyPool): while it does, a new cluster's CAs may cost their keys in its first pass");
     private static readonly Counter<long> HealthTransitions = Meter.CreateCounter<long>("magnetar.cluster.health.transitions", "{transition}",
         "Changes of a cluster's health_status, by the status it changed to");
     private static readonly Counter<long> Healings = Meter.CreateCounter<long>("magnetar.cluster.healings", "{node}",
