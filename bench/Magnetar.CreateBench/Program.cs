@@ -82,7 +82,7 @@ try
     });
     Line($"## Cluster create against the OpenStack all-in-one — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {Environment.OSVersion}");
     Line("");
-    Line("1 master + 1 worker (m1.tiny), no API load balancer, no floating IPs; Magnetar's default conductor (poll 1 s, 8 clusters in parallel, requeue 3 s while waiting).");
+    Line("1 master + 1 worker (m1.tiny), no API load balancer, no floating IPs; Magnetar's default conductor (poll 1 s, 8 clusters in parallel; servers being built are looked at again after a third of their age, 1–3 s).");
     Line("");
     Line("| clusters at once | POST p50 (s) | wall p50 / max (s) | cloud build p50 (s) | overhead p50 / max (s) | time in OpenStack API calls per cluster (s) | Magnetar CPU per cluster (s) | all-in-one CPU per cluster (s) | OpenStack calls per cluster (create) | per cluster (delete) | delete wall max (s) |");
     Line("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
