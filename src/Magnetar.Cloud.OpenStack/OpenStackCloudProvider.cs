@@ -331,7 +331,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             //    The router's interface is not needed to create servers: it is attached meanwhile.
             var servers = spec.FirstPass ? [] : await c.Compute.ListServersByTagAsync(Tag, ct);
             var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
-                ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external)))).ToList();
+                ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external, routerAttached)))).ToList();
             await RunLaterAsync();
             await routerAttached;
             await RunLaterAsync();
@@ -519,7 +519,7 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         }
 
         private async Task<NodeGroupObservation> ReconcileNodeGroupAsync(NodeGroupSpec ng, List<Server> allServers, string networkId,
-            SecurityGroup securityGroup, ServerGroup? serverGroup, Network? external)
+            SecurityGroup securityGroup, ServerGroup? serverGroup, Network? external, Task routerAttached)
         {
             var servers = allServers.Where(s => s.Metadata?.GetValueOrDefault("magnetar_nodegroup") == ng.Name && s.Status != "DELETED")
                 .OrderBy(s => ServerIndex(s.Name)).ToList();
@@ -573,11 +573,15 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 }
             }
 
-            // Floating IPs for nodes when the cluster asks for them (Magnum's floating_ip_enabled).
+            // Floating IPs for nodes when the cluster asks for them (Magnum's floating_ip_enabled): only once the subnet is
+            // on its router (Neutron refuses a floating IP for a port its external network cannot reach).
             var floating = new Dictionary<string, string>();
             if (spec.FloatingIpEnabled && external is not null)
                 foreach (var s in servers.Where(s => s.Status == "ACTIVE" && s.FixedAddress is not null))
+                {
+                    await routerAttached;
                     floating[s.Id] = await EnsureServerFloatingIpAsync(s, external);
+                }
 
             var now = p._time.GetUtcNow();
             foreach (var s in servers.Where(s => s.Status == "BUILD"))
