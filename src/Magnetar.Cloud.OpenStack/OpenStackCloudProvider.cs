@@ -266,9 +266,6 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
         private string? _failure;
         // How long ago the most recently requested server still building was asked for (null: none is building).
         private TimeSpan? _newestBuild;
-        // Requests not needed to create the servers (tags, security group rules): sent once the servers were asked for.
-        // A small cloud's Neutron answers one request at a time; the servers' path goes first (issue #15).
-        private readonly List<Func<Task>> _later = [];
         // Lookups of this pass (nodegroups share a flavor and the image): asked once.
         private readonly Dictionary<string, Task<Image?>> _images = [];
         private readonly Dictionary<string, Task<Flavor?>> _flavors = [];
@@ -326,16 +323,14 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var (networkId, subnetId, routerAttached) = networkTask.Result;
             var (masterSg, workerSg) = secGroupsTask.Result;
             var serverGroups = serverGroupsTask.Result;
+            Conditions.Add(Ready(ConditionTypes.SecurityGroupsReady));
 
             // 2. Servers per nodegroup (they need network, security groups and server groups), and their floating IPs.
             //    The router's interface is not needed to create servers: it is attached meanwhile.
             var servers = spec.FirstPass ? [] : await c.Compute.ListServersByTagAsync(Tag, ct);
             var ngObservations = (await Task.WhenAll(spec.NodeGroups.Select(ng => ReconcileNodeGroupAsync(ng, servers, networkId,
                 ng.Role == "master" ? masterSg : workerSg, serverGroups.GetValueOrDefault(ng.Name), external, routerAttached)))).ToList();
-            await RunLaterAsync();
             await routerAttached;
-            await RunLaterAsync();
-            Conditions.Insert(0, Ready(ConditionTypes.SecurityGroupsReady)); // their rules too
             Conditions.Insert(0, Ready(ConditionTypes.NetworkReady)); // only once the subnet is on its router too
 
             var masters = spec.NodeGroups.Where(n => n.Role == "master").Select(n => ngObservations.First(o => o.Name == n.Name)).ToList();
@@ -379,27 +374,6 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
 
         private static ConditionObservation Ready(string type) => new(type, true, "Ready");
 
-        private void Later(Func<Task> request) { lock (_later) _later.Add(request); }
-
-        /// <summary>Sends what was put off (<see cref="Later"/>), and what that puts off in turn.</summary>
-        private async Task RunLaterAsync()
-        {
-            while (true)
-            {
-                List<Func<Task>> due;
-                lock (_later) { due = [.. _later]; _later.Clear(); }
-                if (due.Count == 0) return;
-                await Task.WhenAll(due.Select(request => request()));
-            }
-        }
-
-        /// <summary>The cluster's tag on a resource it found or made, if it lacks it (kept with the resource's other tags), later.</summary>
-        private void TagLater(string collection, string id, List<string>? tags)
-        {
-            if (tags?.Contains(Tag) == true) return;
-            Later(() => c.Network.SetTagsAsync(collection, id, [.. tags ?? [], Tag], ct));
-        }
-
         /// <summary>The network and subnet to put servers on, and the attachment of the subnet to the router (still under way).</summary>
         private async Task<(string NetworkId, string SubnetId, Task RouterAttached)> EnsureNetworkAsync(Network? external, Infrastructure known)
         {
@@ -420,10 +394,16 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 return (fixedNet.Id, subnetId, Task.CompletedTask);
             }
 
+            // The router needs only the external network: it is made while the network and subnet are.
+            var routerTask = external is null ? null : EnsureRouterAsync(external);
+
             // (A first pass has nothing to find: see ClusterSpec.FirstPass.)
             var network = spec.FirstPass ? null : (await c.Network.ListNetworksAsync($"description={Uri.EscapeDataString(M("network"))}", ct)).FirstOrDefault();
-            network ??= await c.Network.CreateNetworkAsync($"{ResourceName(spec.ClusterName)}-net", M("network"), ct);
-            TagLater("networks", network.Id, network.Tags);
+            if (network is null)
+            {
+                network = await c.Network.CreateNetworkAsync($"{ResourceName(spec.ClusterName)}-net", M("network"), ct);
+                await c.Network.SetTagsAsync("networks", network.Id, [Tag], ct);
+            }
             // A network without subnets (made just now, or a crash came between) has none to find.
             var subnet = network.Subnets is { Count: 0 } ? null
                 : (await c.Network.ListSubnetsAsync($"description={Uri.EscapeDataString(M("subnet"))}", ct)).FirstOrDefault();
@@ -433,20 +413,19 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 var cidr = spec.Labels.GetValueOrDefault("fixed_subnet_cidr") ?? p._options.DefaultSubnetCidr;
                 var dns = spec.DnsNameserver is not null ? [spec.DnsNameserver] : p._options.DnsNameservers;
                 subnet = await c.Network.CreateSubnetAsync($"{ResourceName(spec.ClusterName)}-subnet", M("subnet"), network.Id, cidr, dns, ct);
+                await c.Network.SetTagsAsync("subnets", subnet.Id, [Tag], ct);
             }
-            TagLater("subnets", subnet.Id, subnet.Tags);
             known.Network = (network.Id, subnet.Id);
-            // The router is not needed to create the servers: it is made and attached while they are.
-            return (network.Id, subnet.Id, external is null ? Task.CompletedTask : AttachAsync(EnsureRouterAsync(external), network.Id, subnet.Id, fresh, known));
+            return (network.Id, subnet.Id, routerTask is null ? Task.CompletedTask : AttachAsync(routerTask, network.Id, subnet.Id, fresh, known));
         }
 
         private async Task<(Router Router, bool Fresh)> EnsureRouterAsync(Network external)
         {
             var router = spec.FirstPass ? null : (await c.Network.ListRoutersAsync($"description={Uri.EscapeDataString(M("router"))}", ct)).FirstOrDefault();
-            var fresh = router is null;
-            router ??= await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
-            TagLater("routers", router.Id, router.Tags);
-            return (router, fresh);
+            if (router is not null) return (router, false);
+            router = await c.Network.CreateRouterAsync($"{ResourceName(spec.ClusterName)}-router", M("router"), external.Id, ct);
+            await c.Network.SetTagsAsync("routers", router.Id, [Tag], ct);
+            return (router, true);
         }
 
         private async Task AttachAsync(Task<(Router Router, bool Fresh)> routerTask, string networkId, string subnetId, bool freshSubnet, Infrastructure known)
@@ -468,12 +447,12 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             var missing = roles.Where(role => existing.All(g => g.Description != M(role))).ToList();
             if (missing.Count > 0)
             {
-                // Both in one request when both are missing (Neutron's bulk create).
-                existing.AddRange(await c.Network.CreateSecurityGroupsAsync(missing.Select(role => ($"{ResourceName(spec.ClusterName)}-{role}", M(role))).ToList(), ct));
+                // Both in one request when both are missing (Neutron's bulk create), then tagged.
+                var made = await c.Network.CreateSecurityGroupsAsync(missing.Select(role => ($"{ResourceName(spec.ClusterName)}-{role}", M(role))).ToList(), ct);
+                await Task.WhenAll(made.Select(g => c.Network.SetTagsAsync("security-groups", g.Id, [Tag], ct)));
+                existing.AddRange(made);
             }
             var (master, worker) = (existing.First(g => g.Description == M(roles[0])), existing.First(g => g.Description == M(roles[1])));
-            TagLater("security-groups", master.Id, master.Tags);
-            TagLater("security-groups", worker.Id, worker.Tags);
             var apiCidrs = (spec.Labels.GetValueOrDefault("master_lb_allowed_cidrs") ?? "0.0.0.0/0")
                 .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // Node to node: everything between the cluster's own groups (covers Calico BGP/IPIP/VXLAN, Cilium VXLAN
@@ -482,14 +461,10 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             if (spec.Keypair is not null) common.Add(new RuleSpec("tcp", 22, 22, "0.0.0.0/0", null));
             var masterRules = common.Concat(apiCidrs.Select(cidr => new RuleSpec("tcp", ApiPort, ApiPort, cidr, null))).ToList();
             var workerRules = common.Concat([new RuleSpec("tcp", 30000, 32767, "0.0.0.0/0", null), new RuleSpec("udp", 30000, 32767, "0.0.0.0/0", null)]).ToList();
-            // The missing rules of each group in one request, once the servers were asked for (a server's port takes its
-            // groups' rules whenever they come; the nodes boot for longer than that).
-            Later(async () =>
-            {
-                await Task.WhenAll(c.Network.CreateSecurityGroupRulesAsync(master.Id, MissingRules(master, masterRules), ct),
-                    c.Network.CreateSecurityGroupRulesAsync(worker.Id, MissingRules(worker, workerRules), ct));
-                known.SecurityGroups = (master, worker);
-            });
+            // The missing rules of each group in one request.
+            await Task.WhenAll(c.Network.CreateSecurityGroupRulesAsync(master.Id, MissingRules(master, masterRules), ct),
+                c.Network.CreateSecurityGroupRulesAsync(worker.Id, MissingRules(worker, workerRules), ct));
+            known.SecurityGroups = (master, worker);
             return (master, worker);
         }
 
