@@ -144,7 +144,11 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
             }
             var flavors = new Dictionary<string, Flavor>();
             foreach (var f in r.FlavorIds)
-                if ((flavors[f] = (await c.Compute.FindFlavorAsync(f, ct))!) is null) return new(new(400, $"Unable to find flavor {f}."));
+            {
+                var flavor = await c.Compute.FindFlavorAsync(f, ct);
+                if (flavor is null) return new(new(400, $"Unable to find flavor {f}."));
+                flavors[f] = flavor;
+            }
             Network? external = null;
             if (r.ExternalNetworkId is not null && (external = await FindExternalNetworkAsync(c, r.ExternalNetworkId, ct)) is null)
                 return new(new(400, $"Unable to find external network {r.ExternalNetworkId}."));
@@ -559,8 +563,8 @@ public sealed partial class OpenStackCloudProvider(IHttpClientFactory httpFactor
                 }
 
             var now = p._time.GetUtcNow();
-            foreach (var s in servers.Where(s => s.Status == "BUILD"))
-                lock (_waiting) _newestBuild = _newestBuild is { } b && b < now - (s.Created ?? now) ? b : now - (s.Created ?? now);
+            foreach (var age in servers.Where(s => s.Status == "BUILD").Select(s => now - (s.Created ?? now)))
+                lock (_waiting) if (_newestBuild is not { } newest || age < newest) _newestBuild = age;
             var errored = servers.FirstOrDefault(s => s.Status == "ERROR" && !ng.Retiring.Contains(s.Name));
             // Nova's list leaves out the fault of servers that never left the scheduler (cell0): ask for the server itself.
             if (errored is { Fault: null } && await c.Compute.FindServerAsync(errored.Id, ct) is { Fault: not null } detailed) errored = detailed;
