@@ -59,9 +59,9 @@ public sealed class BackupRestoreTests : IAsyncLifetime
         {
             var cs = new NpgsqlConnectionStringBuilder(pg) { Database = database, Pooling = false }.ConnectionString;
             await RoundTrip(Path.Combine(_dir, "data"), ["--Magnetar:Database:Provider=postgres", $"--Magnetar:Database:ConnectionString={cs}"],
-                wipeDatabase: () => Sql($"DROP DATABASE \"{database}\" WITH (FORCE); CREATE DATABASE \"{database}\"").GetAwaiter().GetResult());
+                wipeDatabase: () => { PgDatabases.DropAsync(pg, database).GetAwaiter().GetResult(); Sql($"CREATE DATABASE \"{database}\"").GetAwaiter().GetResult(); });
         }
-        finally { await Sql($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"); }
+        finally { await PgDatabases.DropAsync(pg, database); }
     }
 
     [Fact]

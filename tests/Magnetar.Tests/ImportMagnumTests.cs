@@ -86,7 +86,7 @@ public sealed class ImportMagnumTests(ITestOutputHelper output, MagnumSource sou
             var cs = new NpgsqlConnectionStringBuilder(pg) { Database = database, Pooling = false }.ConnectionString;
             await ImportsOnce(["--Magnetar:Database:Provider=postgres", $"--Magnetar:Database:ConnectionString={cs}"], cliAndCluster: false);
         }
-        finally { await Pg($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"); }
+        finally { await PgDatabases.DropAsync(pg, database); }
     }
 
     /// <summary>The whole move; <paramref name="configArgs"/> configure both the server and the import (its database, …).</summary>

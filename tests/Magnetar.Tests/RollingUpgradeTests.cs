@@ -254,7 +254,7 @@ public sealed class RollingUpgradeTests(ITestOutputHelper output)
         {
             foreach (var p in processes) await p.DisposeAsync();
             NpgsqlConnection.ClearAllPools();
-            try { await Sql(admin, $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"); } catch { }
+            try { await PgDatabases.DropAsync(admin, database); } catch { }
             try { Directory.Delete(dir, true); } catch { }
         }
     }

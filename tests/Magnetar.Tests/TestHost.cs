@@ -135,12 +135,37 @@ public sealed class TestHost : IAsyncDisposable
         if (Database == Db.Postgres && _pgDatabase is not null && PostgresConnectionString is { } cs)
         {
             NpgsqlConnection.ClearAllPools();
-            await using var conn = new NpgsqlConnection(cs);
-            await conn.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{_pgDatabase}\" WITH (FORCE)", conn);
-            await drop.ExecuteNonQueryAsync();
+            await PgDatabases.DropAsync(cs, _pgDatabase);
         }
         try { Directory.Delete(DataDir, recursive: true); } catch { /* best effort */ }
+    }
+}
+
+/// <summary>Test databases on the test PostgreSQL.</summary>
+public static class PgDatabases
+{
+    /// <summary>
+    /// DROP DATABASE … WITH (FORCE), tried again for up to 30 s while PostgreSQL 15 refuses it because another role's
+    /// process is in the database: an autovacuum worker started on the tables a test just wrote (it runs as no role the
+    /// test's role is a member of, so FORCE may not terminate it; CI met this once) — it ends on its own within seconds.
+    /// </summary>
+    public static async Task DropAsync(string adminConnectionString, string database)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var conn = new NpgsqlConnection(adminConnectionString);
+                await conn.OpenAsync();
+                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", conn);
+                await drop.ExecuteNonQueryAsync();
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse && attempt < 60)
+            {
+                await Task.Delay(500);
+            }
+        }
     }
 }
 
