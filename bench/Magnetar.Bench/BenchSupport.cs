@@ -1,9 +1,14 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json.Nodes;
+using Magnetar.Domain;
+using Magnetar.Persistence;
+using Microsoft.EntityFrameworkCore;
 
-/// <summary>What every benchmark mode needs: a free loopback port, a process's RSS, percentiles, JSON bodies, psql.</summary>
+/// <summary>What every benchmark mode needs: a free loopback port, a process's RSS, percentiles, JSON bodies, psql, seeding.</summary>
 static class BenchSupport
 {
     public static int FreePort()
@@ -62,5 +67,52 @@ static class BenchSupport
             return $"{pretty}, Linux {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}";
         }
         catch { return RuntimeInformation.OSDescription; }
+    }
+
+    /// <summary>N clusters (2 nodegroups each) of one template, written directly in the database.</summary>
+    public static async Task Seed(DatabaseOptions options, int count, string projectId, string userId)
+    {
+        MagnetarDbContext Create()
+        {
+            if (options.IsPostgres)
+            {
+                var b = new DbContextOptionsBuilder<PostgresMagnetarDbContext>().UseNpgsql(options.ConnectionString);
+                return new PostgresMagnetarDbContext(b.Options);
+            }
+            var s = new DbContextOptionsBuilder<SqliteMagnetarDbContext>().UseSqlite(options.ConnectionString);
+            return new SqliteMagnetarDbContext(s.Options);
+        }
+        var template = new ClusterTemplate { Uuid = Guid.NewGuid().ToString(), Name = "bench-template", ProjectId = projectId, UserId = userId, ImageId = "fedora-coreos-40", CreatedAt = DateTimeOffset.UtcNow, Labels = new() { ["kube_tag"] = "v1.31.1" } };
+        await using (var db = Create()) { db.ClusterTemplates.Add(template); await db.SaveChangesAsync(); }
+        for (int batch = 0; batch < count; batch += 1000)
+        {
+            await using var db = Create();
+            db.ChangeTracker.AutoDetectChangesEnabled = false;
+            for (int i = batch; i < Math.Min(count, batch + 1000); i++)
+            {
+                var now = DateTimeOffset.UtcNow;
+                var c = new Cluster
+                {
+                    Uuid = Guid.NewGuid().ToString(), Name = $"bench-{i:D5}", ProjectId = projectId, UserId = userId, ClusterTemplateId = template.Uuid,
+                    Status = ClusterStatus.CreateComplete, StatusReason = "CREATE completed successfully", HealthStatus = "HEALTHY",
+                    ApiAddress = "https://172.24.4.10:6443", CoeVersion = "v1.31.1", CreatedAt = now, Labels = new() { ["kube_tag"] = "v1.31.1" },
+                    FlavorId = "m1.small", MasterFlavorId = "m1.medium",
+                };
+                foreach (var (name, role, addr) in new[] { ("default-master", "master", "10.0.0.10"), ("default-worker", "worker", "10.0.0.11") })
+                    c.NodeGroups.Add(new NodeGroup { Uuid = Guid.NewGuid().ToString(), Name = name, Role = role, ClusterId = c.Uuid, ProjectId = projectId, NodeCount = 1, IsDefault = true, Status = ClusterStatus.CreateComplete, NodeAddresses = [addr], CreatedAt = now });
+                db.Clusters.Add(c);
+            }
+            await db.SaveChangesAsync();
+        }
+    }
+
+    /// <summary>A built-in identity token: (token, project id, user id).</summary>
+    public static async Task<(string, string, string)> Token(HttpClient http, string user, string password, string project)
+    {
+        var body = Magnetar.Identity.KeystoneRequests.PasswordAuth(user, password, project);
+        var resp = await http.PostAsJsonAsync("/identity/v3/auth/tokens?nocatalog", body);
+        resp.EnsureSuccessStatusCode();
+        var json = (await resp.Content.ReadFromJsonAsync<JsonObject>())!;
+        return (resp.Headers.GetValues("X-Subject-Token").First(), json["token"]!["project"]!["id"]!.GetValue<string>(), json["token"]!["user"]!["id"]!.GetValue<string>());
     }
 }

@@ -19,9 +19,11 @@ using Microsoft.EntityFrameworkCore;
 //        Magnetar.Bench --mode health --server <dll> [--clusters 10000] [--nodes 4] [--interval 10] [--seconds 60] [--warmup 1] [--out bench/results-health.md]
 //        Magnetar.Bench --mode autoscaler --server <dll> [--clusters 1000] [--nodes 4] [--interval 10] [--seconds 60] [--out bench/results-autoscaler.md]
 //        Magnetar.Bench --mode upgrade --server <dll> [--step-ms 1500] [--tiny-ms 10|off] [--repeat 3] [--warmup 1] [--poll-ms 1000] [--server-log Information] [--out bench/results-upgrade.md]
+//        Magnetar.Bench --mode start --server <a.dll>[,<b.dll>...] [--db sqlite|postgres] [--clusters 10000] [--runs 5] [--warmup 1] [--log DIR] [--out results.md]
 
 var opts = ParseArgs(args);
 if (opts.GetValueOrDefault("mode") == "pki") return PkiBench.Run(opts);
+if (opts.GetValueOrDefault("mode") == "start") return await StartBench.RunAsync(opts);
 var serverDll = opts.GetValueOrDefault("server") ?? throw new ArgumentException("--server <path to magnetar.dll> is required");
 var dbKind = opts.GetValueOrDefault("db") ?? "sqlite";
 var clusters = int.Parse(opts.GetValueOrDefault("clusters") ?? "10000");
@@ -136,51 +138,6 @@ async Task Measure(string name, Func<Task<HttpResponseMessage>> call)
     double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
     Line(string.Create(CultureInfo.InvariantCulture,
         $"- {name}: {requests} requests, {concurrency} concurrent — p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, {requests / total.Elapsed.TotalSeconds:F0} req/s, errors {errors}"));
-}
-
-static async Task Seed(DatabaseOptions options, int count, string projectId, string userId)
-{
-    MagnetarDbContext Create()
-    {
-        if (options.IsPostgres)
-        {
-            var b = new DbContextOptionsBuilder<PostgresMagnetarDbContext>().UseNpgsql(options.ConnectionString);
-            return new PostgresMagnetarDbContext(b.Options);
-        }
-        var s = new DbContextOptionsBuilder<SqliteMagnetarDbContext>().UseSqlite(options.ConnectionString);
-        return new SqliteMagnetarDbContext(s.Options);
-    }
-    var template = new ClusterTemplate { Uuid = Guid.NewGuid().ToString(), Name = "bench-template", ProjectId = projectId, UserId = userId, ImageId = "fedora-coreos-40", CreatedAt = DateTimeOffset.UtcNow, Labels = new() { ["kube_tag"] = "v1.31.1" } };
-    await using (var db = Create()) { db.ClusterTemplates.Add(template); await db.SaveChangesAsync(); }
-    for (int batch = 0; batch < count; batch += 1000)
-    {
-        await using var db = Create();
-        db.ChangeTracker.AutoDetectChangesEnabled = false;
-        for (int i = batch; i < Math.Min(count, batch + 1000); i++)
-        {
-            var now = DateTimeOffset.UtcNow;
-            var c = new Cluster
-            {
-                Uuid = Guid.NewGuid().ToString(), Name = $"bench-{i:D5}", ProjectId = projectId, UserId = userId, ClusterTemplateId = template.Uuid,
-                Status = ClusterStatus.CreateComplete, StatusReason = "CREATE completed successfully", HealthStatus = "HEALTHY",
-                ApiAddress = "https://172.24.4.10:6443", CoeVersion = "v1.31.1", CreatedAt = now, Labels = new() { ["kube_tag"] = "v1.31.1" },
-                FlavorId = "m1.small", MasterFlavorId = "m1.medium",
-            };
-            foreach (var (name, role, addr) in new[] { ("default-master", "master", "10.0.0.10"), ("default-worker", "worker", "10.0.0.11") })
-                c.NodeGroups.Add(new NodeGroup { Uuid = Guid.NewGuid().ToString(), Name = name, Role = role, ClusterId = c.Uuid, ProjectId = projectId, NodeCount = 1, IsDefault = true, Status = ClusterStatus.CreateComplete, NodeAddresses = [addr], CreatedAt = now });
-            db.Clusters.Add(c);
-        }
-        await db.SaveChangesAsync();
-    }
-}
-
-static async Task<(string, string, string)> Token(HttpClient http, string user, string password, string project)
-{
-    var body = Magnetar.Identity.KeystoneRequests.PasswordAuth(user, password, project);
-    var resp = await http.PostAsJsonAsync("/identity/v3/auth/tokens?nocatalog", body);
-    resp.EnsureSuccessStatusCode();
-    var json = (await resp.Content.ReadFromJsonAsync<JsonObject>())!;
-    return (resp.Headers.GetValues("X-Subject-Token").First(), json["token"]!["project"]!["id"]!.GetValue<string>(), json["token"]!["user"]!["id"]!.GetValue<string>());
 }
 
 static async Task<(Process, double)> StartServer(List<string> args, string url)

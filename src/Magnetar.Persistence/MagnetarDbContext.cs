@@ -28,7 +28,8 @@ public abstract class MagnetarDbContext(DbContextOptions options) : DbContext(op
     public DbSet<ReplicaRecord> Replicas => Set<ReplicaRecord>();
     public DbSet<ListVersion> ListVersions => Set<ListVersion>();
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    /// <summary>How JSON columns are (de)serialised (public: the compiled models reference it).</summary>
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     protected override void OnModelCreating(ModelBuilder b)
     {

@@ -26,7 +26,7 @@ public static class MagnetarHost
         {
             case "serve":
             {
-                var app = Build(rest);
+                var app = Build(rest, serving: true);
                 await app.RunAsync();
                 return 0;
             }
@@ -190,12 +190,15 @@ public static class MagnetarHost
     }
 
     /// <summary>Builds the application; the in-process tests call both <see cref="Configure"/> methods on a TestServer host instead.</summary>
-    public static WebApplication Build(string[] args)
+    /// <param name="serving">For <c>serve</c>: the database side of the start (<see cref="DatabaseWarmUp"/>) begins on
+    /// another core as soon as the services exist, while the pipeline is configured and the host starts.</param>
+    public static WebApplication Build(string[] args, bool serving = false)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = Normalize(args), ContentRootPath = AppContext.BaseDirectory });
         AddConfigFile(builder.Configuration);
         Configure(builder);
         var app = builder.Build();
+        if (serving) app.Services.GetRequiredService<DatabaseWarmUp>().Start();
         Configure(app);
         return app;
     }
@@ -234,6 +237,7 @@ public static class MagnetarHost
         });
 
         builder.Services.AddMagnetarPersistence(DatabaseFor(config, dataDir));
+        builder.Services.AddSingleton<DatabaseWarmUp>();
 
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddMagnetarIdentity(config);

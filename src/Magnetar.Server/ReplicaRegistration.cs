@@ -28,16 +28,23 @@ public sealed class ReplicaRegistration(
     public override async Task StartAsync(CancellationToken ct)
     {
         _started = time.GetUtcNow();
-        await using (var db = await dbFactory.CreateDbContextAsync(ct)) _newest = SchemaPolicy.Migrations(db)[^1].Name;
-        try
+        await using (var db = await dbFactory.CreateDbContextAsync(ct))
         {
-            await BeatAsync(ct);
-            logger.LogInformation("Replica {Id} registered (version {Version}, schema {Schema})", identity.Owner, Version, _newest);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // Serving matters more than being listed: the heartbeat retries.
-            logger.LogWarning(ex, "Replica registration failed; retrying with the heartbeat");
+            // The newest migration's id is enough (SchemaPolicy.Migrations would make and classify every migration again).
+            _newest = SchemaPolicy.NameOf(db.Database.GetMigrations().Order(StringComparer.Ordinal).Last());
+            // This process's row cannot exist yet (its id is new): inserted without the heartbeat's look-up, and the rows
+            // of replicas long gone are left to the first heartbeat: two statements fewer before the API listens.
+            db.Replicas.Add(NewRow(_started));
+            try
+            {
+                await db.SaveChangesAsync(ct);
+                logger.LogInformation("Replica {Id} registered (version {Version}, schema {Schema})", identity.Owner, Version, _newest);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Serving matters more than being listed: the heartbeat retries.
+                logger.LogWarning(ex, "Replica registration failed; retrying with the heartbeat");
+            }
         }
         await base.StartAsync(ct);
     }
@@ -59,20 +66,19 @@ public sealed class ReplicaRegistration(
         await using var db = await dbFactory.CreateDbContextAsync(ct);
         var now = time.GetUtcNow();
         var row = await db.Replicas.FirstOrDefaultAsync(r => r.Id == identity.Owner, ct);
-        if (row is null)
-        {
-            db.Replicas.Add(new ReplicaRecord
-            {
-                Id = identity.Owner, Host = identity.Host, Pid = Environment.ProcessId, Version = Version.Length > 256 ? Version[..256] : Version,
-                SchemaNewest = _newest, SchemaOldest = _newest, StartedAt = _started, HeartbeatAt = now,
-            });
-        }
+        if (row is null) db.Replicas.Add(NewRow(now));
         else row.HeartbeatAt = now;
         await db.SaveChangesAsync(ct);
         // Rows of replicas that crashed long ago: no longer live, and no longer worth listing.
         var forgotten = now - 10 * options.StaleAfter;
         await db.Replicas.Where(r => r.HeartbeatAt < forgotten).ExecuteDeleteAsync(ct);
     }
+
+    private ReplicaRecord NewRow(DateTimeOffset heartbeat) => new()
+    {
+        Id = identity.Owner, Host = identity.Host, Pid = Environment.ProcessId, Version = Version.Length > 256 ? Version[..256] : Version,
+        SchemaNewest = _newest, SchemaOldest = _newest, StartedAt = _started, HeartbeatAt = heartbeat,
+    };
 
     public override async Task StopAsync(CancellationToken ct)
     {

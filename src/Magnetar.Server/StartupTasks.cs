@@ -15,10 +15,13 @@ public sealed class StartupTasks(
     IConfiguration config,
     IServiceProvider services,
     IHostApplicationLifetime lifetime,
+    DatabaseWarmUp warmUp,
     ILogger<StartupTasks> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken ct)
     {
+        // Begun on another core while the host started (serve only); the check below decides, as without it.
+        await warmUp.Done.WaitAsync(ct);
         // Expand migrations run here even while older replicas serve; a contract migration only once none needs the old schema.
         var (before, applied) = await SchemaCompatibility.MigrateAsync(dbFactory, services.GetRequiredService<ReplicaOptions>().StaleAfter, DateTimeOffset.UtcNow, force: false, ct);
         if (applied.Count > 0) logger.LogInformation("Applied migration(s) {Migrations}", string.Join(", ", applied));
