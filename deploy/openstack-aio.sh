@@ -3,6 +3,7 @@
 # and for trying Magnetar against a real cloud. Everything (config files, databases, keys, logs, pid files) lives in
 # STATE_DIR; nothing under /etc is used and no Debian service is started.
 #   deploy/openstack-aio.sh start|stop|status [STATE_DIR]      (default STATE_DIR: .work/openstack)
+#   deploy/openstack-aio.sh packages                         the Debian packages it needs, one per line
 #
 # What runs (every process from STATE_DIR's configs, loopback only; findings and numbers in deploy/openstack-aio/NOTES.md):
 #   PostgreSQL 15 (deploy/postgres.sh; every service's database)   127.0.0.1:55442
@@ -599,6 +600,10 @@ svc_status() { # name url pidfile... — prints "name: up|down (...)", returns 1
 }
 
 case "$cmd" in
+  packages)
+    # The Debian packages it runs on, one per line (scripts/test installs them with its own, in one apt-get).
+    printf '%s\n' "${packages[@]}"
+    ;;
   start)
     ensure_installed
     mkdir -p "$state"
@@ -652,5 +657,5 @@ case "$cmd" in
     svc_status cinder "http://127.0.0.1:$cinder_port/" "$state/cinder/"{uwsgi,scheduler,volume}.pid || rc=3
     exit $rc
     ;;
-  *) echo "usage: $0 start|stop|status [STATE_DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|packages [STATE_DIR]" >&2; exit 2 ;;
 esac
