@@ -3,7 +3,8 @@
 # usage: deploy/keystone.sh start|stop|status [STATE_DIR]     (default STATE_DIR: .work/keystone)
 # Own config, SQLite database, fernet keys, uwsgi process and log, all in STATE_DIR; nothing of /etc/keystone is used.
 # Database: $MAGNETAR_KEYSTONE_DB_URL (scripts/test and the OpenStack all-in-one pass a PostgreSQL database), else SQLite
-# in STATE_DIR.
+# in STATE_DIR. Passwords and application credentials are hashed with bcrypt at 4 rounds ($MAGNETAR_KEYSTONE_HASH_ROUNDS;
+# Keystone's default, 12, costs ≈ 0.2 s of CPU per check): a Keystone for tests and trials, not for production.
 # Creates: admin (bootstrap), project service + user magnetar (admin role on service, like Magnum's service user),
 # project demo + users demo (member) and demo-reader (reader); writes STATE_DIR/env with their credentials.
 set -euo pipefail
@@ -16,6 +17,7 @@ state=$(realpath -m "${2:-$root/.work/keystone}")
 port=${MAGNETAR_KEYSTONE_PORT:-35000}
 url="http://127.0.0.1:$port/v3"
 conf="$state/keystone.conf"
+hash_rounds=${MAGNETAR_KEYSTONE_HASH_ROUNDS:-4}
 
 ensure_installed() {
   if [ ! -x /usr/bin/keystone-wsgi-public ] || ! dpkg-query -W -f='${Status}' uwsgi-plugin-python3 2>/dev/null | grep -q "ok installed"; then
@@ -46,6 +48,12 @@ log_file = $state/keystone.log
 connection = ${MAGNETAR_KEYSTONE_DB_URL:-sqlite:///$state/keystone.db}
 # (SQLite is for trying it by hand: under load its "database is locked" errors fail requests. scripts/test and the
 # all-in-one pass PostgreSQL.)
+[identity]
+# Passwords and application credential secrets hashed with bcrypt at $hash_rounds rounds (Keystone's default is 12:
+# ≈ 0.2 s of CPU for every password or application credential check on these machines, and this Keystone is one
+# uwsgi process — the all-in-one's tests and create benchmark spent most of their Keystone time there). A test and
+# trial Keystone; a production one keeps 12 or more. Applies to users and credentials made after it is set.
+password_hash_rounds = $hash_rounds
 [token]
 provider = fernet
 expiration = 3600
