@@ -12,7 +12,8 @@ using Microsoft.EntityFrameworkCore;
 // start-to-serving time and RSS, seeds N clusters directly in its database, then measures latency percentiles and
 // throughput of GET /v1/clusters, GET /v1/clusters/detail and POST+DELETE /v1/clustertemplates.
 // usage: Magnetar.Bench --server <path/magnetar.dll> [--db sqlite|postgres] [--pg <conn string>] [--clusters 10000]
-//                       [--requests 200] [--concurrency 4] [--out results.md]
+//                       [--requests 200 | --seconds 5] [--warmup-seconds 2] [--concurrency 4] [--out results.md]
+//                       [--only list,limit,detail,show,templates]   (a profile of one of them)
 //        Magnetar.Bench --mode load --server <dll> --pg <conn string> [--replicas 2] [--clients 200] [--seconds 60] [--out results.md]
 //        Magnetar.Bench --mode pki [--iterations 40] [--out results-pki.md]
 //        Magnetar.Bench --mode agents --server <dll> [--clusters 10] [--nodes 10] [--pollers 16] [--seconds 30] [--out results-agents.md]
@@ -29,6 +30,12 @@ var dbKind = opts.GetValueOrDefault("db") ?? "sqlite";
 var clusters = int.Parse(opts.GetValueOrDefault("clusters") ?? "10000");
 var requests = int.Parse(opts.GetValueOrDefault("requests") ?? "200");
 var concurrency = int.Parse(opts.GetValueOrDefault("concurrency") ?? "4");
+// --seconds: each read measured for that long (else --requests of them); before it, --warmup-seconds of the same calls,
+// so that what is measured is the code the JIT settles on (tiered compilation promotes a method after 30 calls and a
+// 100 ms back-off: a run of 400 requests at 3 000 req/s lasted 0.13 s, most of it on first-tier code).
+var seconds = double.Parse(opts.GetValueOrDefault("seconds") ?? "0", CultureInfo.InvariantCulture);
+var warmupSeconds = double.Parse(opts.GetValueOrDefault("warmup-seconds") ?? "2", CultureInfo.InvariantCulture);
+var only = opts.GetValueOrDefault("only")?.Split(',').ToHashSet();
 var outFile = opts.GetValueOrDefault("out");
 
 if (opts.GetValueOrDefault("mode") == "load") return await LoadBench.RunAsync(opts);
@@ -89,13 +96,13 @@ try
     Line($"- start to serving (existing database, {clusters} clusters stored): {startMs:F0} ms; RSS {Rss(proc) / 1024.0 / 1024:F1} MiB");
 
     // 3. measure
-    await Measure("GET /v1/clusters (default page: 1000 of them)", () => http.GetAsync("/v1/clusters"));
-    await Measure("GET /v1/clusters?limit=50", () => http.GetAsync("/v1/clusters?limit=50"));
-    await Measure("GET /v1/clusters/detail (1000 of them)", () => http.GetAsync("/v1/clusters/detail"));
+    await Measure("list", "GET /v1/clusters (default page: 1000 of them)", () => http.GetAsync("/v1/clusters"));
+    await Measure("limit", "GET /v1/clusters?limit=50", () => http.GetAsync("/v1/clusters?limit=50"));
+    await Measure("detail", "GET /v1/clusters/detail (1000 of them)", () => http.GetAsync("/v1/clusters/detail"));
     var firstUuid = (await http.GetFromJsonAsync<JsonObject>("/v1/clusters?limit=1"))!["clusters"]![0]!["uuid"]!.GetValue<string>();
-    await Measure("GET /v1/clusters/{uuid}", () => http.GetAsync($"/v1/clusters/{firstUuid}"));
+    await Measure("show", "GET /v1/clusters/{uuid}", () => http.GetAsync($"/v1/clusters/{firstUuid}"));
     var n = 0;
-    await Measure("POST + DELETE /v1/clustertemplates (pair)", async () =>
+    await Measure("templates", "POST + DELETE /v1/clustertemplates (pair)", async () =>
     {
         var name = $"bench-{Interlocked.Increment(ref n)}";
         var created = await http.PostAsync("/v1/clustertemplates", new StringContent($$"""{"name": "{{name}}", "coe": "kubernetes", "image_id": "fedora-coreos-40"}""", Encoding.UTF8, "application/json"));
@@ -114,16 +121,21 @@ finally
 if (outFile is not null) File.AppendAllText(outFile, report + "\n");
 return 0;
 
-async Task Measure(string name, Func<Task<HttpResponseMessage>> call)
+async Task Measure(string key, string name, Func<Task<HttpResponseMessage>> call)
 {
-    for (int i = 0; i < 5; i++) (await call()).Dispose(); // warm-up
+    if (only is not null && !only.Contains(key)) return;
+    var warm = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+    {
+        do (await call()).Dispose(); while (warm.Elapsed.TotalSeconds < warmupSeconds);
+    }));
     var latencies = new List<double>();
     var errors = 0;
     var total = Stopwatch.StartNew();
     var next = 0;
     await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
     {
-        while (Interlocked.Increment(ref next) <= requests)
+        while (seconds > 0 ? total.Elapsed.TotalSeconds < seconds : Interlocked.Increment(ref next) <= requests)
         {
             var sw = Stopwatch.StartNew();
             using var resp = await call();
@@ -137,7 +149,7 @@ async Task Measure(string name, Func<Task<HttpResponseMessage>> call)
     latencies.Sort();
     double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
     Line(string.Create(CultureInfo.InvariantCulture,
-        $"- {name}: {requests} requests, {concurrency} concurrent — p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, {requests / total.Elapsed.TotalSeconds:F0} req/s, errors {errors}"));
+        $"- {name}: {latencies.Count} requests in {total.Elapsed.TotalSeconds:F1} s after {warmupSeconds:F0} s of warm-up, {concurrency} concurrent — p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, {latencies.Count / total.Elapsed.TotalSeconds:F0} req/s, errors {errors}"));
 }
 
 static async Task<(Process, double)> StartServer(List<string> args, string url)
