@@ -27,6 +27,13 @@ public static class ConductorMetrics
     private static readonly Counter<long> Healings = Meter.CreateCounter<long>("magnetar.cluster.healings", "{node}",
         "Nodes auto-healing decided to replace, and decisions not to heal, by outcome");
 
+    /// <summary>
+    /// Creates the meter and its instruments now. They are static fields, made on the class's first use, which an idle
+    /// server (no operation ended, no health sweep yet) may not reach for minutes: its gauges — the key pool's among
+    /// them — were then missing from /metrics. The host calls this when it registers the meter.
+    /// </summary>
+    public static string EnsureCreated() => Meter.Name;
+
     public static void RecordHealthSweep(int unhealthyClusters, int unknownClusters, int unhealthyNodes)
     {
         Volatile.Write(ref _unhealthyClusters, unhealthyClusters);

@@ -301,7 +301,7 @@ public static class MagnetarHost
         // Metrics: the driver's OpenStack calls, cluster operation durations, the HTTP server and client, in
         // Prometheus' text format at /metrics (no tenant data; Magnetar:Metrics:Prometheus=false turns it off).
         builder.Services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(OpenStackMetrics.MeterName, ConductorMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "System.Net.Http")
+            .AddMeter(OpenStackMetrics.MeterName, ConductorMetrics.EnsureCreated(), "Microsoft.AspNetCore.Hosting", "System.Net.Http")
             .AddPrometheusExporter());
 
         // Conductor.
