@@ -40,6 +40,24 @@ static class BenchSupport
         catch { return ""; }
     }
 
+    /// <summary>
+    /// The database a bench's server runs on: a new PostgreSQL database named <paramref name="prefix"/>_… (on the server
+    /// of --pg or MAGNETAR_TEST_POSTGRES; <c>AdminCs</c> drops it afterwards), or a SQLite file in
+    /// <paramref name="dataDir"/>; and the server arguments that name it.
+    /// </summary>
+    public static async Task<(DatabaseOptions Options, string[] ServerArgs, string? PgDatabase, string? AdminCs)> BenchDatabaseAsync(
+        Dictionary<string, string> opts, string dbKind, string dataDir, string prefix)
+    {
+        if (dbKind != "postgres")
+            return (new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30" }, [], null, null);
+        var adminCs = opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES") ?? throw new ArgumentException("--pg or MAGNETAR_TEST_POSTGRES required");
+        var database = prefix + "_" + Guid.NewGuid().ToString("N")[..8];
+        await Psql(adminCs, $"CREATE DATABASE \"{database}\"");
+        var cs = new Npgsql.NpgsqlConnectionStringBuilder(adminCs) { Database = database }.ConnectionString;
+        return (new DatabaseOptions { Provider = "postgres", ConnectionString = cs },
+            ["--Magnetar:Database:Provider=postgres", "--Magnetar:Database:ConnectionString=" + cs], database, adminCs);
+    }
+
     /// <summary>The q-quantile of sorted values (nearest rank).</summary>
     public static double P(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, Math.Max(0, (int)Math.Ceiling(q * sorted.Count) - 1))];
 

@@ -47,23 +47,10 @@ if (opts.GetValueOrDefault("mode") == "autoscaler") return await AutoscalerBench
 var dataDir = Directory.CreateTempSubdirectory("magnetar-bench-").FullName;
 var port = FreePort();
 var url = $"http://127.0.0.1:{port}";
-string? pgDb = null;
 // Throughput is the measurement: the per-project rate limit would be measured instead.
 var serverArgs = new List<string> { serverDll, "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning", "--Magnetar:Api:RateLimitPerSecond=0" };
-DatabaseOptions dbOptions;
-if (dbKind == "postgres")
-{
-    var baseCs = opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES") ?? throw new ArgumentException("--pg or MAGNETAR_TEST_POSTGRES required");
-    pgDb = "magnetar_bench_" + Guid.NewGuid().ToString("N")[..8];
-    await Psql(baseCs, $"CREATE DATABASE \"{pgDb}\"");
-    var cs = new Npgsql.NpgsqlConnectionStringBuilder(baseCs) { Database = pgDb }.ConnectionString;
-    serverArgs.AddRange(["--Magnetar:Database:Provider=postgres", "--Magnetar:Database:ConnectionString=" + cs]);
-    dbOptions = new DatabaseOptions { Provider = "postgres", ConnectionString = cs };
-}
-else
-{
-    dbOptions = new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30" };
-}
+var (dbOptions, dbArgs, pgDb, pgAdmin) = await BenchDatabaseAsync(opts, dbKind, dataDir, "magnetar_bench");
+serverArgs.AddRange(dbArgs);
 
 var report = new StringBuilder();
 void Line(string s) { Console.WriteLine(s); report.AppendLine(s); }
@@ -131,7 +118,7 @@ try
 finally
 {
     await StopServer(proc);
-    if (pgDb is not null) await Psql(opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES")!, $"DROP DATABASE IF EXISTS \"{pgDb}\" WITH (FORCE)");
+    if (pgDb is not null) await Psql(pgAdmin!, $"DROP DATABASE IF EXISTS \"{pgDb}\" WITH (FORCE)");
     Directory.Delete(dataDir, true);
 }
 if (outFile is not null) File.AppendAllText(outFile, report + "\n");

@@ -28,22 +28,9 @@ static class StartBench
 
         var dataDir = Directory.CreateTempSubdirectory("magnetar-startbench-").FullName;
         var url = $"http://127.0.0.1:{FreePort()}";
-        string? pgDb = null, baseCs = null;
         var serverArgs = new List<string> { "serve", "--urls", url, "--data-dir", dataDir, "--Logging:LogLevel:Default=Warning" };
-        DatabaseOptions dbOptions;
-        if (dbKind == "postgres")
-        {
-            baseCs = opts.GetValueOrDefault("pg") ?? Environment.GetEnvironmentVariable("MAGNETAR_TEST_POSTGRES") ?? throw new ArgumentException("--pg or MAGNETAR_TEST_POSTGRES required");
-            pgDb = "magnetar_startbench_" + Guid.NewGuid().ToString("N")[..8];
-            await Psql(baseCs, $"CREATE DATABASE \"{pgDb}\"");
-            var cs = new Npgsql.NpgsqlConnectionStringBuilder(baseCs) { Database = pgDb }.ConnectionString;
-            serverArgs.AddRange(["--Magnetar:Database:Provider=postgres", "--Magnetar:Database:ConnectionString=" + cs]);
-            dbOptions = new DatabaseOptions { Provider = "postgres", ConnectionString = cs };
-        }
-        else
-        {
-            dbOptions = new DatabaseOptions { Provider = "sqlite", ConnectionString = $"Data Source={Path.Combine(dataDir, "magnetar.db")};Default Timeout=30" };
-        }
+        var (dbOptions, dbArgs, pgDb, baseCs) = await BenchDatabaseAsync(opts, dbKind, dataDir, "magnetar_startbench");
+        serverArgs.AddRange(dbArgs);
         var report = new StringBuilder();
         void Line(string s) { Console.WriteLine(s); report.AppendLine(s); }
         try
