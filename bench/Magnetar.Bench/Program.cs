@@ -82,15 +82,9 @@ try
     (proc, startMs) = await StartServer(serverArgs, url);
     Line($"- start to serving (existing database, {clusters} clusters stored): {startMs:F0} ms; RSS {Rss(proc) / 1024.0 / 1024:F1} MiB");
 
-    // The server fills its RSA key pool (keys for new clusters' CAs) in the background from 10 s after start: ≈ 3 s of
-    // CPU that would otherwise land in whichever read is measured then.
-    var poolWait = Stopwatch.StartNew();
-    while (!System.Text.RegularExpressions.Regex.IsMatch(await http.GetStringAsync("/metrics"), @"^magnetar_pki_key_pool_missing(\{[^}]*\})? 0$", System.Text.RegularExpressions.RegexOptions.Multiline))
-    {
-        if (poolWait.Elapsed > TimeSpan.FromMinutes(2)) throw new TimeoutException("the server's RSA key pool did not fill within 2 minutes");
-        await Task.Delay(250);
-    }
-    Line($"- waited {poolWait.Elapsed.TotalSeconds:F0} s for the server's RSA key pool to fill before measuring");
+    // Its key generation would otherwise land in whichever read is measured then.
+    var poolWait = await KeyPool.WaitFullAsync(http, TimeSpan.FromMinutes(2));
+    Line($"- waited {poolWait.TotalSeconds:F0} s for the server's RSA key pool to fill before measuring");
 
     // 3. measure
     await Measure("list", "GET /v1/clusters (default page: 1000 of them)", () => http.GetAsync("/v1/clusters"));
@@ -150,7 +144,7 @@ async Task Measure(string key, string name, Func<Task<HttpResponseMessage>> call
     }));
     total.Stop();
     latencies.Sort();
-    double P(double q) => latencies[Math.Min(latencies.Count - 1, (int)Math.Ceiling(q * latencies.Count) - 1)];
+    double P(double q) => BenchSupport.P(latencies, q);
     Line(string.Create(CultureInfo.InvariantCulture,
         $"- {name}: {latencies.Count} requests in {total.Elapsed.TotalSeconds:F1} s after {warmupSeconds:F0} s of warm-up, {concurrency} concurrent — p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, {latencies.Count / total.Elapsed.TotalSeconds:F0} req/s, errors {errors}"));
 }

@@ -90,9 +90,7 @@ try
     var runs = counts.Select(n => (n, Label: n.ToString(CultureInfo.InvariantCulture))).Prepend((n: 1, Label: "1, first after start")).ToList();
     foreach (var (n, label) in runs)
     {
-        if (label != runs[0].Label)
-            for (var wait = Stopwatch.StartNew(); !Regex.IsMatch(await http.GetStringAsync("/metrics"), @"^magnetar_pki_key_pool_missing(\{[^}]*\})? 0$", RegexOptions.Multiline); await Task.Delay(500))
-                if (wait.Elapsed > TimeSpan.FromMinutes(3)) throw new TimeoutException("the server's RSA key pool did not fill within 3 minutes");
+        if (label != runs[0].Label) await KeyPool.WaitFullAsync(http, TimeSpan.FromMinutes(3));
         var before = await Scrape();
         var cpuBefore = CpuSeconds(server);
         var machineBefore = MachineBusySeconds() - Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
